@@ -1,0 +1,63 @@
+//! The command line, in Nomad's shape: `wren <noun> <verb> [flags] [args]`.
+//!
+//! Flags are spelled `--json` as argh does; Nomad's single-dash spelling
+//! (`-json`, `-output=FILE`) is accepted too and rewritten before parsing.
+
+mod args;
+mod job;
+mod version;
+
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+/// wren: a small workload orchestrator for edge fleets.
+#[derive(FromArgs, Debug)]
+struct Wren {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Version(version::VersionCmd),
+    Job(job::JobCmd),
+}
+
+/// Parses `args` (including the program name) and runs the command.
+pub fn run(args: &[String]) -> ExitCode {
+    let args = args::normalize(args);
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (name, rest) = match strs.split_first() {
+        Some((name, rest)) => (*name, rest),
+        None => ("wren", &[][..]),
+    };
+    let name = std::path::Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("wren");
+    let wren = match Wren::from_args(&[name], rest) {
+        Ok(w) => w,
+        Err(early) => {
+            return if early.status.is_ok() {
+                println!("{}", early.output);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{}", early.output);
+                ExitCode::from(1)
+            };
+        }
+    };
+    let result = match wren.command {
+        Command::Version(cmd) => cmd.run(),
+        Command::Job(cmd) => cmd.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
