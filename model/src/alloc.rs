@@ -56,6 +56,7 @@ impl ClientStatus {
 
 /// One placement of a group.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Allocation {
@@ -172,6 +173,7 @@ impl Allocation {
 
 /// Requests the servers make of an allocation's future.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DesiredTransition {
@@ -188,6 +190,7 @@ pub struct DesiredTransition {
 
 /// What the scheduler handed the allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocatedResources {
@@ -217,6 +220,7 @@ impl AllocatedResources {
 
 /// What one task was given.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocatedTaskResources {
@@ -239,6 +243,7 @@ pub struct AllocatedTaskResources {
 
 /// Device instances of one `vendor/type/name` given to a task.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocatedDevice {
@@ -258,6 +263,7 @@ pub struct AllocatedDevice {
 
 /// A port label bound to a host port.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocatedPort {
@@ -277,6 +283,7 @@ pub struct AllocatedPort {
 
 /// Health reported for a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocDeploymentStatus {
@@ -293,6 +300,7 @@ pub struct AllocDeploymentStatus {
 
 /// One earlier reschedule.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct RescheduleEvent {
@@ -324,6 +332,7 @@ string_enum! {
 
 /// What the client reports of one task.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct TaskState {
@@ -352,6 +361,7 @@ pub struct TaskState {
 
 /// Something that happened to a task.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct TaskEvent {

@@ -65,6 +65,7 @@ impl Operator {
 /// A hard requirement on the node (or on the spread of the job's
 /// allocations, for the `distinct_*` operators).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Constraint {
@@ -206,6 +207,7 @@ pub fn compile_regexp(pattern: &str) -> Result<regex_lite::Regex, ConstraintErro
 /// A soft preference for nodes: matching nodes score `weight` higher (or
 /// lower, when negative).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Affinity {
@@ -242,6 +244,7 @@ impl Affinity {
 /// Spread the group's allocations over the values of an attribute, evenly
 /// or by the targets' percentages.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Spread {
@@ -258,6 +261,7 @@ pub struct Spread {
 
 /// One value's share of a spread.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct SpreadTarget {
@@ -300,7 +304,10 @@ mod tests {
     #[test]
     fn operators_parse_with_aliases() {
         assert_eq!("==".parse::<Operator>(), Ok(Operator::Eq));
-        assert_eq!("set_contains_all".parse::<Operator>(), Ok(Operator::SetContains));
+        assert_eq!(
+            "set_contains_all".parse::<Operator>(),
+            Ok(Operator::SetContains)
+        );
         assert!("~=".parse::<Operator>().is_err());
         for op in Operator::ALL {
             assert_eq!(op.as_str().parse::<Operator>(), Ok(*op));
@@ -319,7 +326,9 @@ mod tests {
         for c in bad {
             assert!(c.validate().is_err(), "{c:?}");
         }
-        Constraint::new("", Operator::DistinctHosts, "true").validate().unwrap();
+        Constraint::new("", Operator::DistinctHosts, "true")
+            .validate()
+            .unwrap();
         Constraint::new("${attr.kernel.version}", Operator::Version, ">= 5.10, < 7")
             .validate()
             .unwrap();
@@ -331,8 +340,14 @@ mod tests {
             attribute: "${node.datacenter}".into(),
             weight: 50,
             targets: vec![
-                SpreadTarget { value: "a".into(), percent: 70 },
-                SpreadTarget { value: "b".into(), percent: 40 },
+                SpreadTarget {
+                    value: "a".into(),
+                    percent: 70,
+                },
+                SpreadTarget {
+                    value: "b".into(),
+                    percent: 40,
+                },
             ],
         };
         assert_eq!(s.validate(), Err(ConstraintError::SpreadOverCommitted(110)));

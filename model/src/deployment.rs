@@ -43,6 +43,7 @@ impl DeploymentStatus {
 
 /// A rolling update.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Deployment {
@@ -77,6 +78,7 @@ pub struct Deployment {
 
 /// One group's progress in a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DeploymentState {
@@ -114,6 +116,7 @@ pub struct DeploymentState {
 
 /// A status change for a deployment, carried in a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DeploymentStatusUpdate {

@@ -77,6 +77,7 @@ string_enum! {
 
 /// A unit of scheduling work.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Evaluation {
@@ -160,6 +161,7 @@ pub struct Evaluation {
 /// How the scheduler went about placing one allocation (or failing to):
 /// what filtered nodes out and what exhausted them.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct AllocMetric {
@@ -234,6 +236,7 @@ fn plural(n: u32) -> &'static str {
 
 /// A node's score for one placement.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeScore {
@@ -243,8 +246,10 @@ pub struct NodeScore {
     /// Components by scorer (`binpack`, `job-anti-affinity`,
     /// `node-affinity`, `allocation-spread`, ...).
     #[n(1)]
+    #[cfg_attr(test, arbitrary(with = crate::testing::finite_map))]
     pub scores: BTreeMap<String, f64>,
     /// The combined, normalised score.
     #[n(2)]
+    #[cfg_attr(test, arbitrary(with = crate::testing::finite))]
     pub norm_score: f64,
 }

@@ -13,6 +13,7 @@ use crate::task::Task;
 
 /// A set of tasks placed together on one node, `count` times.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct TaskGroup {
@@ -83,6 +84,7 @@ string_enum! {
 
 /// Local restarts of failed tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct RestartPolicy {
@@ -98,10 +100,6 @@ pub struct RestartPolicy {
     /// What to do when attempts are spent.
     #[n(3)]
     pub mode: RestartMode,
-    /// Whether a successful exit also restarts (service tasks); Nomad
-    /// restarts service tasks whatever their exit code.
-    #[n(4)]
-    pub on_success: bool,
 }
 
 string_enum! {
@@ -118,6 +116,7 @@ string_enum! {
 
 /// Replacement of failed allocations on other nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct ReschedulePolicy {
@@ -155,6 +154,7 @@ string_enum! {
 
 /// Rolling updates and canaries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct UpdateStrategy {
@@ -196,6 +196,7 @@ impl UpdateStrategy {
 
 /// Migration off draining nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct MigrateStrategy {
@@ -230,6 +231,7 @@ string_enum! {
 
 /// What happens to a group's allocations while their node is disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DisconnectStrategy {
@@ -263,6 +265,7 @@ string_enum! {
 
 /// The group's network: mode and port labels.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NetworkResource {
@@ -282,6 +285,7 @@ pub struct NetworkResource {
 
 /// A labelled port.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Port {
@@ -301,6 +305,7 @@ pub struct Port {
 
 /// Scratch disk for the allocation directory.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct EphemeralDisk {

@@ -52,6 +52,7 @@ string_enum! {
 
 /// A job as submitted, plus the bookkeeping the servers add.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Job {
@@ -176,6 +177,7 @@ impl Job {
 
 /// A cron-like schedule on which a batch job launches children.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Periodic {
@@ -207,6 +209,7 @@ string_enum! {
 
 /// Makes a batch job a template run with `job dispatch`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Parameterized {

@@ -29,6 +29,7 @@ macro_rules! string_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
                  minicbor::Encode, minicbor::Decode)]
+        #[cfg_attr(test, derive(arbitrary::Arbitrary))]
         #[cbor(index_only)]
         $vis enum $name {
             $(

@@ -37,6 +37,7 @@ string_enum! {
 
 /// A client machine.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Node {
@@ -164,7 +165,10 @@ impl Node {
                 .resources
                 .cores
                 .saturating_sub(self.reserved.cores.len() as u32),
-            memory_mb: self.resources.memory_mb.saturating_sub(self.reserved.memory_mb),
+            memory_mb: self
+                .resources
+                .memory_mb
+                .saturating_sub(self.reserved.memory_mb),
             disk_mb: self.resources.disk_mb.saturating_sub(self.reserved.disk_mb),
         }
     }
@@ -203,6 +207,7 @@ impl Fnv {
 
 /// A node's total capacity.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeResources {
@@ -234,6 +239,7 @@ pub struct NodeResources {
 
 /// A host network interface with an address.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeNetwork {
@@ -250,6 +256,7 @@ pub struct NodeNetwork {
 
 /// Capacity the scheduler never hands out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeReserved {
@@ -272,6 +279,7 @@ pub struct NodeReserved {
 
 /// A group of identical devices, named `vendor/type/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeDeviceResource {
@@ -313,6 +321,7 @@ impl NodeDeviceResource {
 
 /// One device instance.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct NodeDevice {
@@ -338,6 +347,7 @@ pub struct NodeDevice {
 
 /// A task driver as fingerprinted on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DriverInfo {
@@ -357,6 +367,7 @@ pub struct DriverInfo {
 
 /// A drain in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DrainStrategy {

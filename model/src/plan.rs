@@ -14,6 +14,7 @@ use crate::node::NodeId;
 
 /// A worker's proposal, verified and applied by the leader.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Plan {
@@ -84,6 +85,7 @@ impl Plan {
 
 /// What the plan applier did with a plan.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct PlanResult {
@@ -126,6 +128,7 @@ impl PlanResult {
 
 /// `job plan`'s per-group summary.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct PlanAnnotations {
@@ -139,6 +142,7 @@ pub struct PlanAnnotations {
 
 /// Counts of changes to one group.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct DesiredUpdates {

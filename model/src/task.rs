@@ -12,6 +12,7 @@ use crate::value::Value;
 
 /// A unit of work inside a group.
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Task {
@@ -75,6 +76,7 @@ impl Task {
 
 /// What a task asks of its node.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Resources {
@@ -99,6 +101,7 @@ pub struct Resources {
 /// A request for `count` instances of a device, named `type`,
 /// `vendor/type` or `vendor/type/name` (e.g. `nvidia/gpu`, `usb/serial`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct RequestedDevice {
@@ -144,6 +147,7 @@ string_enum! {
 
 /// Makes a task run around the main tasks instead of with them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct Lifecycle {
@@ -157,6 +161,7 @@ pub struct Lifecycle {
 
 /// Rotation of the task's stdout and stderr files.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cfg_attr(test, derive(arbitrary::Arbitrary))]
 #[cbor(map)]
 #[serde(default)]
 pub struct LogConfig {

@@ -31,8 +31,17 @@ impl JobCmd {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             JobSub::Validate(cmd) => {
-                let _ = cmd.file;
-                anyhow::bail!("job validate is not wired yet")
+                let text = std::fs::read_to_string(&cmd.file)?;
+                match wren_model::jobspec::parse(&cmd.file, &text) {
+                    Ok(job) => {
+                        println!("{}", wren_model::codec::to_json_pretty(&job));
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        Ok(ExitCode::from(1))
+                    }
+                }
             }
         }
     }
