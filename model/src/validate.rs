@@ -349,7 +349,6 @@ impl Validator {
         }
         let mut names = BTreeSet::new();
         let mut leaders = 0;
-        let mut log_mb = 0u64;
         for t in &g.tasks {
             if !names.insert(t.name.as_str()) {
                 self.err(
@@ -360,8 +359,19 @@ impl Validator {
             if t.leader {
                 leaders += 1;
             }
-            if !t.logs.disabled {
-                log_mb += u64::from(t.logs.max_files) * u64::from(t.logs.max_file_size_mb);
+            // Nomad's rule: each task's log storage must fit the disk.
+            let log_mb = u64::from(t.logs.max_files) * u64::from(t.logs.max_file_size_mb);
+            if !t.logs.disabled
+                && log_mb >= g.ephemeral_disk.size_mb
+                && g.ephemeral_disk.size_mb > 0
+            {
+                self.err(
+                    format!("{path}.task[{}].logs", t.name),
+                    format!(
+                        "log storage ({log_mb} MB) must be less than the ephemeral disk ({} MB)",
+                        g.ephemeral_disk.size_mb
+                    ),
+                );
             }
             self.task(job, &path, t);
         }
@@ -372,15 +382,6 @@ impl Validator {
             self.err(
                 &path,
                 "group needs at least one task without a lifecycle block",
-            );
-        }
-        if log_mb >= g.ephemeral_disk.size_mb && g.ephemeral_disk.size_mb > 0 {
-            self.err(
-                format!("{path}.ephemeral_disk"),
-                format!(
-                    "log storage ({log_mb} MB) must be less than the ephemeral disk ({} MB)",
-                    g.ephemeral_disk.size_mb
-                ),
             );
         }
     }

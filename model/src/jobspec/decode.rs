@@ -78,10 +78,16 @@ pub(super) fn decode(src: &Source<'_>, options: &Options) -> Result<Job, Jobspec
         }
     };
     // Validate even after decode errors, so one run reports as much as it
-    // can; values that failed to decode fell back to defaults, which
-    // validate cleanly, so this adds no false alarms.
+    // can. Values that failed to decode fell back to defaults, which
+    // validate cleanly; but a block that failed to decode is missing from
+    // its parent, so whole-block complaints ("job has no groups") are then
+    // consequences, not news, and are left out.
+    let decode_failed = !ctx.errors.is_empty();
     if let Some(job) = &job {
         for e in validate_job(job) {
+            if decode_failed && (e.path == "job" || e.path.ends_with(']')) {
+                continue;
+            }
             let span = ctx.span_for(&e.path);
             ctx.error(&span, e.message);
         }
@@ -308,6 +314,7 @@ fn job(ctx: &mut Ctx<'_>, b: &Block) -> Option<Job> {
 
 fn periodic(ctx: &mut Ctx<'_>, b: &Block) -> Periodic {
     no_labels(ctx, b);
+    ctx.note("job.periodic", block_span(b));
     let mut r = Reader::new(&b.body, "job.periodic", "periodic", block_span(b));
     let mut crons = r.string_list(ctx, "crons").unwrap_or_default();
     if let Some(c) = r.string(ctx, "cron") {
@@ -330,6 +337,7 @@ fn periodic(ctx: &mut Ctx<'_>, b: &Block) -> Periodic {
 
 fn parameterized(ctx: &mut Ctx<'_>, b: &Block) -> Parameterized {
     no_labels(ctx, b);
+    ctx.note("job.parameterized", block_span(b));
     let mut r = Reader::new(&b.body, "job.parameterized", "parameterized", block_span(b));
     let p = Parameterized {
         payload: r.parsed(ctx, "payload").unwrap_or_default(),

@@ -185,13 +185,13 @@ impl Scope {
                     .ok_or_else(|| err(format!("no key {:?}", id.as_str())))?,
                 (TraversalOperator::Index(e), v) => {
                     let key = self.eval(src, e)?;
-                    index(v, &key).map_err(|m| err(m))?
+                    index(v, &key).map_err(err)?
                 }
                 (TraversalOperator::LegacyIndex(i), v) => index(
                     v,
                     &Value::Int(i64::try_from(*i.value()).unwrap_or(i64::MAX)),
                 )
-                .map_err(|m| err(m))?,
+                .map_err(err)?,
                 _ => {
                     return Err(err(
                         "unsupported traversal (splat or attribute of a non-object)".into(),

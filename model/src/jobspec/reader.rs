@@ -129,25 +129,8 @@ impl<'a> Reader<'a> {
 
     /// The evaluated value of attribute `name`, with the span of its value.
     pub fn value(&mut self, ctx: &mut Ctx<'_>, name: &str) -> Option<(Value, Range<usize>)> {
-        let mut found = None;
-        for (i, s) in self.body.iter().enumerate() {
-            if let Structure::Attribute(a) = s
-                && a.key.as_str() == name
-            {
-                if found.is_some() {
-                    let span = a.key.span().unwrap_or(0..0);
-                    ctx.error(
-                        &span,
-                        format!("attribute {name:?} is set twice in {}", self.what),
-                    );
-                    self.used[i] = true;
-                    continue;
-                }
-                self.used[i] = true;
-                found = Some(a);
-            }
-        }
-        let a = found?;
+        // The HCL parser already rejects an attribute set twice in a body.
+        let a = self.raw_attr(name)?;
         let span = a.value.span().or_else(|| a.span()).unwrap_or(0..0);
         ctx.note(&format!("{}.{name}", self.path), span.clone());
         match ctx.scope.eval(ctx.src, &a.value) {
