@@ -33,6 +33,7 @@ pub mod deployment;
 pub mod duration;
 pub mod eval;
 pub mod group;
+pub mod hcl;
 pub mod job;
 pub mod jobspec;
 pub mod node;

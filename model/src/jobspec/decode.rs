@@ -4,27 +4,18 @@
 use hcl_edit::Span;
 use hcl_edit::structure::{Block, Structure};
 
-use super::reader::{Ctx, Reader, block_span, no_labels, one_label};
-use super::source::Source;
 use super::{JobspecErrors, Options, group, placement};
 use crate::defaults;
+use crate::hcl::Source;
+use crate::hcl::{Ctx, Reader, block_span, no_labels, one_label};
 use crate::job::{Job, JobStatus, JobType, Parameterized, Periodic};
 use crate::validate::validate_job;
 use crate::value::Value;
 
 pub(super) fn decode(src: &Source<'_>, options: &Options) -> Result<Job, JobspecErrors> {
-    let body = match hcl_edit::parser::parse_body(src.text()) {
-        Ok(b) => b,
-        Err(e) => {
-            let loc = e.location();
-            return Err(JobspecErrors(vec![src.error_at(
-                loc.line(),
-                loc.column(),
-                format!("syntax error: {}", e.message()),
-            )]));
-        }
-    };
+    let body = crate::hcl::parse_body(src)?;
     let mut ctx = Ctx::new(src);
+    ctx.unsupported = crate::hcl::NOMAD_UNSUPPORTED;
     let mut jobs = Vec::new();
     let mut variables = Vec::new();
     let mut locals = Vec::new();
@@ -98,7 +89,7 @@ pub(super) fn decode(src: &Source<'_>, options: &Options) -> Result<Job, Jobspec
             let mut errors = ctx.errors;
             errors.sort_by_key(|e| (e.line, e.col));
             errors.dedup();
-            Err(JobspecErrors(errors))
+            Err(crate::hcl::Errors(errors))
         }
     }
 }

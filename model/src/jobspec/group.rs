@@ -3,13 +3,13 @@
 
 use hcl_edit::structure::Block;
 
-use super::reader::{Ctx, Reader, block_span, no_labels, one_label};
 use super::{placement, task};
 use crate::defaults;
 use crate::group::{
     DisconnectStrategy, EphemeralDisk, MigrateStrategy, NetworkResource, Port, ReschedulePolicy,
     RestartPolicy, TaskGroup, UpdateStrategy,
 };
+use crate::hcl::{Ctx, Reader, block_span, no_labels, one_label};
 use crate::job::JobType;
 
 /// Job-level policies a group starts from.

@@ -24,67 +24,20 @@
 //! artifact, vault, volume, ...) are rejected by name rather than ignored.
 
 mod decode;
-mod eval;
 mod group;
 mod placement;
-mod reader;
-mod source;
 mod task;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
+use crate::hcl::Source;
 use crate::job::Job;
 
-pub use source::Source;
-
 /// One problem in a job file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobspecError {
-    /// The file name as given.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// What is wrong, naming the offending attribute, block or value.
-    pub message: String,
-}
-
-impl fmt::Display for JobspecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
+pub type JobspecError = crate::hcl::Error;
 
 /// Every problem found in a job file, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobspecErrors(pub Vec<JobspecError>);
-
-impl JobspecErrors {
-    /// The first error (there is always at least one).
-    pub fn first(&self) -> Option<&JobspecError> {
-        self.0.first()
-    }
-}
-
-impl fmt::Display for JobspecErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for JobspecErrors {}
+pub type JobspecErrors = crate::hcl::Errors;
 
 /// Inputs to a job file beyond its text.
 #[derive(Debug, Clone, Default)]

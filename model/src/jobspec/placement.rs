@@ -3,9 +3,9 @@
 
 use hcl_edit::structure::Block;
 
-use super::reader::{Ctx, Reader, block_span, no_labels, one_label};
 use crate::constraint::{Affinity, Constraint, Operator, Spread, SpreadTarget};
 use crate::defaults;
+use crate::hcl::{Ctx, Reader, block_span, no_labels, one_label};
 
 /// What a job, group or task says about where it runs.
 #[derive(Default)]

@@ -8,9 +8,9 @@ use hcl_edit::structure::{Block, Body, Structure};
 
 use super::group;
 use super::placement;
-use super::reader::{Ctx, Reader, block_span, no_labels, one_label};
 use crate::defaults;
 use crate::group::RestartPolicy;
+use crate::hcl::{Ctx, Reader, block_span, no_labels, one_label};
 use crate::task::{Lifecycle, LogConfig, RequestedDevice, Resources, Task};
 use crate::value::Value;
 

@@ -8,7 +8,7 @@ use std::ops::Range;
 use hcl_edit::Span;
 use hcl_edit::structure::{Block, Body, Structure};
 
-use super::JobspecError;
+use super::Error;
 use super::eval::Scope;
 use super::source::Source;
 use crate::duration::Duration;
@@ -16,7 +16,7 @@ use crate::value::Value;
 
 /// Nomad blocks and attributes wren deliberately does not implement, and
 /// why; naming them beats calling them unknown.
-const UNSUPPORTED: &[(&str, &str)] = &[
+pub const NOMAD_UNSUPPORTED: &[(&str, &str)] = &[
     ("service", "service discovery is not part of wren"),
     ("check", "service checks are not part of wren"),
     (
@@ -51,27 +51,39 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 /// Shared decoding state: the source, variables, errors, and the span of
 /// every path decoded (for mapping validation errors back to the file).
-pub(super) struct Ctx<'s> {
+#[derive(Debug)]
+pub struct Ctx<'s> {
+    /// The file.
     pub src: &'s Source<'s>,
+    /// Variables and locals.
     pub scope: Scope,
-    pub errors: Vec<JobspecError>,
+    /// Errors so far.
+    pub errors: Vec<Error>,
+    /// Where each decoded path is in the file.
     pub spans: HashMap<String, Range<usize>>,
+    /// Names (block or attribute) known to be unsupported, with the reason,
+    /// reported as such instead of as unknown.
+    pub unsupported: &'static [(&'static str, &'static str)],
 }
 
 impl<'s> Ctx<'s> {
+    /// Starts decoding `src`.
     pub fn new(src: &'s Source<'s>) -> Self {
         Ctx {
             src,
             scope: Scope::default(),
             errors: Vec::new(),
             spans: HashMap::new(),
+            unsupported: &[],
         }
     }
 
+    /// Records an error at a span.
     pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
         self.errors.push(self.src.error(span, message));
     }
 
+    /// Records where `path` is in the file (the first record wins).
     pub fn note(&mut self, path: &str, span: Range<usize>) {
         self.spans.entry(path.to_owned()).or_insert(span);
     }
@@ -95,12 +107,13 @@ impl<'s> Ctx<'s> {
 }
 
 /// The span of a block's identifier (where errors about the block point).
-pub(super) fn block_span(b: &Block) -> Range<usize> {
+pub fn block_span(b: &Block) -> Range<usize> {
     b.ident.span().or_else(|| b.span()).unwrap_or(0..0)
 }
 
 /// A block body being decoded.
-pub(super) struct Reader<'a> {
+#[derive(Debug)]
+pub struct Reader<'a> {
     body: &'a Body,
     /// The validation path of this block, e.g. `job.group[web]`.
     pub path: String,
@@ -112,6 +125,7 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Starts reading `body`.
     pub fn new(
         body: &'a Body,
         path: impl Into<String>,
@@ -380,7 +394,7 @@ impl<'a> Reader<'a> {
                 }
                 Structure::Block(b) => ("block", b.ident.as_str(), block_span(b)),
             };
-            match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
+            match ctx.unsupported.iter().find(|(n, _)| *n == name) {
                 Some((_, why)) => ctx.error(
                     &span,
                     format!("{kind} {name:?} in {} is not supported: {why}", self.what),
@@ -392,7 +406,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The one label of a block such as `group "web"`.
-pub(super) fn one_label(ctx: &mut Ctx<'_>, b: &Block, kind: &str) -> Option<String> {
+pub fn one_label(ctx: &mut Ctx<'_>, b: &Block, kind: &str) -> Option<String> {
     match b.labels.as_slice() {
         [l] => Some(l.as_str().to_owned()),
         [] => {
@@ -417,7 +431,7 @@ pub(super) fn one_label(ctx: &mut Ctx<'_>, b: &Block, kind: &str) -> Option<Stri
 }
 
 /// Checks that a block has no labels.
-pub(super) fn no_labels(ctx: &mut Ctx<'_>, b: &Block) {
+pub fn no_labels(ctx: &mut Ctx<'_>, b: &Block) {
     if let Some(l) = b.labels.first() {
         let span = l.span().unwrap_or_else(|| block_span(b));
         ctx.error(

@@ -15,8 +15,10 @@ use crate::value::Value;
 
 /// A failed evaluation, at a span.
 #[derive(Debug)]
-pub(super) struct EvalError {
+pub struct EvalError {
+    /// Where.
     pub span: Range<usize>,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -30,12 +32,15 @@ fn is_runtime_root(name: &str) -> bool {
 
 /// What `var.*` and `local.*` resolve to.
 #[derive(Debug, Default)]
-pub(super) struct Scope {
+pub struct Scope {
+    /// `var.*`.
     pub vars: BTreeMap<String, Value>,
+    /// `local.*`.
     pub locals: BTreeMap<String, Value>,
 }
 
 impl Scope {
+    /// Evaluates an expression.
     pub fn eval(&self, src: &Source<'_>, expr: &Expression) -> Result<Value, EvalError> {
         let err = |message: String| EvalError {
             span: expr.span().unwrap_or(0..0),

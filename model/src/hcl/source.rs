@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::JobspecError;
+use super::Error;
 
 /// A job file's name and text, with a line index.
 #[derive(Debug)]
@@ -45,9 +45,9 @@ impl<'a> Source<'a> {
     }
 
     /// An error at the start of `span`.
-    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> JobspecError {
+    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Error {
         let (line, col) = self.position(span.start);
-        JobspecError {
+        Error {
             file: self.name.to_owned(),
             line,
             col,
@@ -56,8 +56,8 @@ impl<'a> Source<'a> {
     }
 
     /// An error at 1-based `line:col` (from the HCL parser).
-    pub fn error_at(&self, line: usize, col: usize, message: impl Into<String>) -> JobspecError {
-        JobspecError {
+    pub fn error_at(&self, line: usize, col: usize, message: impl Into<String>) -> Error {
+        Error {
             file: self.name.to_owned(),
             line,
             col,
