@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn device_tree_string_lists() {
         assert_eq!(
-            dt_strings("raspberrypi,4-model-b\0brcm,bcm2711\0"),
+            dt_strings("raspberrypi,4-model-b\0brcm,bcm2711\0\u{fffd}\0"),
             ["raspberrypi,4-model-b", "brcm,bcm2711"]
         );
         let b = Board {

@@ -50,19 +50,13 @@ pub(crate) fn fingerprint(
 ) {
     let kernel = |name: &str| format!("sys/kernel/{name}");
     let ostype = ctx.roots.proc(&kernel("ostype"));
-    match ctx.attr(AREA, &ostype) {
-        Some(t) => {
-            attrs.insert("kernel.name".into(), t.to_lowercase());
-        }
-        None => ctx.warn(AREA, format!("{} is missing or empty", ostype.display())),
+    if let Some(t) = ctx.required_attr(AREA, &ostype) {
+        attrs.insert("kernel.name".into(), t.to_lowercase());
     }
     let osrelease = ctx.roots.proc(&kernel("osrelease"));
-    match ctx.attr(AREA, &osrelease) {
-        Some(r) => {
-            attrs.insert("kernel.version".into(), short_kernel_version(&r).to_owned());
-            attrs.insert("kernel.release".into(), r);
-        }
-        None => ctx.warn(AREA, format!("{} is missing or empty", osrelease.display())),
+    if let Some(r) = ctx.required_attr(AREA, &osrelease) {
+        attrs.insert("kernel.version".into(), short_kernel_version(&r).to_owned());
+        attrs.insert("kernel.release".into(), r);
     }
     let arch = ctx
         .attr(AREA, &ctx.roots.proc(&kernel("arch")))
@@ -71,50 +65,41 @@ pub(crate) fn fingerprint(
         attrs.insert("kernel.arch".into(), a);
     }
     let hostname = ctx.roots.proc(&kernel("hostname"));
-    match ctx.attr(AREA, &hostname) {
-        Some(h) => {
-            attrs.insert("unique.hostname".into(), h);
-        }
-        None => ctx.warn(AREA, format!("{} is missing or empty", hostname.display())),
+    if let Some(h) = ctx.required_attr(AREA, &hostname) {
+        attrs.insert("unique.hostname".into(), h);
     }
 
     let os_release = ctx.roots.etc("os-release");
-    match ctx.read(AREA, &os_release) {
-        Some(text) => {
-            let fields = parse_os_release(&text);
-            let id = fields.get("ID").map(|s| clean(s)).filter(|s| !s.is_empty());
-            let mut version = fields
-                .get("VERSION_ID")
-                .map(|s| clean(s))
-                .filter(|s| !s.is_empty());
-            // Like Nomad (gopsutil), Debian's point release comes from debian_version.
-            if matches!(id.as_deref(), Some("debian" | "raspbian"))
-                && let Some(dv) = ctx.attr(AREA, &ctx.roots.etc("debian_version"))
-                && looks_like_version(&dv)
-            {
-                version = Some(dv);
-            }
-            match id {
-                Some(id) => {
-                    attrs.insert("os.name".into(), id);
-                }
-                None => ctx.warn(AREA, format!("{}: no ID", os_release.display())),
-            }
-            if let Some(v) = version {
-                attrs.insert("os.version".into(), v);
-            }
-            if let Some(p) = fields
-                .get("PRETTY_NAME")
-                .map(|s| clean(s))
-                .filter(|s| !s.is_empty())
-            {
-                attrs.insert("os.pretty_name".into(), p);
-            }
+    if let Some(text) = ctx.read_required(AREA, &os_release, crate::read::SMALL) {
+        let fields = parse_os_release(&text);
+        let id = fields.get("ID").map(|s| clean(s)).filter(|s| !s.is_empty());
+        let mut version = fields
+            .get("VERSION_ID")
+            .map(|s| clean(s))
+            .filter(|s| !s.is_empty());
+        // Like Nomad (gopsutil), Debian's point release comes from debian_version.
+        if matches!(id.as_deref(), Some("debian" | "raspbian"))
+            && let Some(dv) = ctx.attr(AREA, &ctx.roots.etc("debian_version"))
+            && looks_like_version(&dv)
+        {
+            version = Some(dv);
         }
-        None => ctx.warn(
-            AREA,
-            format!("{} is missing or unreadable", os_release.display()),
-        ),
+        match id {
+            Some(id) => {
+                attrs.insert("os.name".into(), id);
+            }
+            None => ctx.warn(AREA, format!("{}: no ID", os_release.display())),
+        }
+        if let Some(v) = version {
+            attrs.insert("os.version".into(), v);
+        }
+        if let Some(p) = fields
+            .get("PRETTY_NAME")
+            .map(|s| clean(s))
+            .filter(|s| !s.is_empty())
+        {
+            attrs.insert("os.pretty_name".into(), p);
+        }
     }
 }
 

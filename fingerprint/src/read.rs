@@ -84,11 +84,11 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<String>, Re
 /// tree strings end in one), turns control characters into spaces and
 /// caps the length.
 pub(crate) fn clean(s: &str) -> String {
-    let trimmed = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    let mut out: String = trimmed
+    let spaced: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let mut out = spaced.trim().to_owned();
     if out.len() > MAX_VALUE {
         let mut end = MAX_VALUE;
         while !out.is_char_boundary(end) {
@@ -145,11 +145,29 @@ impl<'a> Ctx<'a> {
 
     /// A file every Linux machine has: absence is worth a warning too.
     pub fn read_required(&mut self, area: &str, path: &Path, limit: u64) -> Option<String> {
-        let v = self.read_limited(area, path, limit);
-        if v.is_none() && !path.exists() {
-            self.warn(area, format!("{} is missing", path.display()));
+        match read_bounded(path, limit) {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => {
+                self.warn(area, format!("{} is missing", path.display()));
+                None
+            }
+            Err(e) => {
+                self.warn(area, e.to_string());
+                None
+            }
         }
-        v
+    }
+
+    /// A one-line attribute every Linux machine has: warns when it is
+    /// missing, unreadable or empty.
+    pub fn required_attr(&mut self, area: &str, path: &Path) -> Option<String> {
+        let v = self.read_required(area, path, SMALL)?;
+        let v = clean(&v);
+        if v.is_empty() {
+            self.warn(area, format!("{} is empty", path.display()));
+            return None;
+        }
+        Some(v)
     }
 
     /// An optional one-line attribute, [`clean`]ed; `None` when absent,
@@ -213,6 +231,22 @@ impl<'a> Ctx<'a> {
         names
     }
 
+    /// The entries of a sysfs class or bus directory that are
+    /// directories (following their symlinks), with their paths; anything
+    /// else there (a file, a dangling link, a loop) gets a warning.
+    pub fn device_dirs(&mut self, area: &str, dir: &Path) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for name in self.list(area, dir) {
+            let path = dir.join(&name);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => out.push((name, path)),
+                Ok(_) => self.warn(area, format!("{} is not a directory", path.display())),
+                Err(e) => self.warn(area, format!("cannot follow {}: {e}", path.display())),
+            }
+        }
+        out
+    }
+
     /// The final name of a symlink's target (`.../drivers/ftdi_sio` gives
     /// `ftdi_sio`); `None` when it is not a symlink.
     pub fn link_name(&mut self, area: &str, link: &Path) -> Option<String> {
@@ -257,6 +291,7 @@ mod tests {
             "Raspberry Pi 4 Model B Rev 1.4"
         );
         assert_eq!(clean("  a\tb\x07c \n"), "a b c");
+        assert_eq!(clean("\x01\x02\x03"), "");
         assert_eq!(clean(&"é".repeat(5000)).len(), MAX_VALUE);
     }
 

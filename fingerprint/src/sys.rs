@@ -22,16 +22,13 @@ const CLONE_STACK: usize = 64 * 1024;
 /// Landlock's ABI version; `ENOSYS` when the kernel lacks Landlock,
 /// `EOPNOTSUPP` when it was disabled at boot.
 pub(crate) fn landlock_abi() -> Result<u32, Errno> {
-    let null = std::ptr::null::<libc::c_void>();
+    let (nr, null) = (
+        libc::SYS_landlock_create_ruleset,
+        std::ptr::null::<libc::c_void>(),
+    );
+    let flags = LANDLOCK_CREATE_RULESET_VERSION;
     // SAFETY: with a NULL attr, size 0 and only the VERSION flag the kernel reads and writes no memory and returns an integer.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            null,
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
+    let ret = unsafe { libc::syscall(nr, null, 0usize, flags) };
     if ret < 0 {
         return Err(Errno::last());
     }

@@ -71,6 +71,19 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// At most three paths, then how many more (a Jetson GPU has two dozen).
+fn short_paths(paths: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if paths.len() <= SHOWN + 1 {
+        return paths.join(",");
+    }
+    format!(
+        "{},... (+{} more)",
+        paths[..SHOWN].join(","),
+        paths.len() - SHOWN
+    )
+}
+
 /// Rows padded into columns.
 fn columns(out: &mut String, rows: &[Vec<String>]) {
     let mut widths = Vec::new();
@@ -162,7 +175,7 @@ fn table(fp: &Fingerprint) -> String {
                 } else {
                     format!("no ({})", i.health_description)
                 };
-                rows.push(vec![g.id(), i.id.clone(), healthy, i.paths.join(",")]);
+                rows.push(vec![g.id(), i.id.clone(), healthy, short_paths(&i.paths)]);
             }
         }
         columns(&mut out, &rows);

@@ -21,8 +21,7 @@ fn target_name(ctx: &mut Ctx<'_>, area: &str, link: PathBuf) -> String {
 fn i2c(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     const AREA: &str = "i2c";
     let class = ctx.roots.sys("class/i2c-dev");
-    for name in ctx.list(AREA, &class) {
-        let entry = class.join(&name);
+    for (name, entry) in ctx.device_dirs(AREA, &class) {
         let mut attributes = BTreeMap::new();
         if let Some(adapter) = ctx.attr(AREA, &entry.join("name")) {
             attributes.insert("adapter".to_owned(), adapter);
@@ -45,8 +44,7 @@ fn i2c(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
 fn spi(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     const AREA: &str = "spi";
     let class = ctx.roots.sys("class/spidev");
-    for name in ctx.list(AREA, &class) {
-        let entry = class.join(&name);
+    for (name, entry) in ctx.device_dirs(AREA, &class) {
         let mut attributes = BTreeMap::new();
         if let Some((bus, cs)) = name.strip_prefix("spidev").and_then(|r| r.split_once('.')) {
             attributes.insert("bus".to_owned(), bus.to_owned());
@@ -69,11 +67,10 @@ fn gpio(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     // Label and line count live on the legacy class entry of the same controller.
     let legacy = ctx.roots.sys("class/gpio");
     let mut by_controller: BTreeMap<PathBuf, (Option<String>, Option<String>)> = BTreeMap::new();
-    for name in ctx.list(AREA, &legacy) {
+    for (name, entry) in ctx.device_dirs(AREA, &legacy) {
         if !name.starts_with("gpiochip") {
             continue;
         }
-        let entry = legacy.join(&name);
         let Some(controller) = ctx.canonical(AREA, &entry.join("device")) else {
             continue;
         };
@@ -82,11 +79,10 @@ fn gpio(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
         by_controller.insert(controller, (label, lines));
     }
     let bus = ctx.roots.sys("bus/gpio/devices");
-    for name in ctx.list(AREA, &bus) {
+    for (name, entry) in ctx.device_dirs(AREA, &bus) {
         if !name.starts_with("gpiochip") {
             continue;
         }
-        let entry = bus.join(&name);
         let controller = ctx.canonical(AREA, &entry.join(".."));
         let mut attributes = BTreeMap::new();
         if let Some((label, lines)) = controller.as_ref().and_then(|c| by_controller.get(c)) {

@@ -42,10 +42,10 @@ struct Node {
 
 pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     let class = ctx.roots.sys("class/video4linux");
-    let entries: Vec<String> = ctx
-        .list(AREA, &class)
+    let entries: Vec<(String, PathBuf)> = ctx
+        .device_dirs(AREA, &class)
         .into_iter()
-        .filter(|n| n.starts_with("video"))
+        .filter(|(n, _)| n.starts_with("video"))
         .collect();
     if entries.is_empty() {
         return;
@@ -55,9 +55,9 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     };
     // Nodes by the physical device they belong to.
     let mut by_device: BTreeMap<PathBuf, Vec<Node>> = BTreeMap::new();
-    for entry_name in entries {
-        let entry = class.join(&entry_name);
+    for (entry_name, entry) in entries {
         let Some(name) = ctx.attr(AREA, &entry.join("name")) else {
+            ctx.warn(AREA, format!("{} has no name; left out", entry.display()));
             continue;
         };
         if !is_camera(&name) {

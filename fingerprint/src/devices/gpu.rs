@@ -52,8 +52,7 @@ pub(crate) fn nvidia_driver_version(text: &str) -> Option<String> {
 pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     let pci = ctx.roots.sys("bus/pci/devices");
     let mut nvidia_version: Option<Option<String>> = None;
-    for bdf in ctx.list(AREA, &pci) {
-        let dir = pci.join(&bdf);
+    for (bdf, dir) in ctx.device_dirs(AREA, &pci) {
         let Some(class) = ctx.hex(AREA, &dir.join("class")) else {
             continue;
         };
@@ -93,7 +92,8 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
                             .and_then(|t| nvidia_driver_version(&t))
                     })
                     .clone();
-                nvidia(ctx, &bdf, &info, version, attributes, device)
+                let drm_nodes = drm_nodes(ctx, &dir);
+                nvidia(ctx, &bdf, &info, version, attributes, device, drm_nodes)
             }
             None => drm(
                 ctx,
@@ -109,6 +109,14 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     }
 }
 
+/// The DRM nodes (`card*`, `renderD*`) of a PCI function.
+fn drm_nodes(ctx: &mut Ctx<'_>, dir: &Path) -> Vec<String> {
+    ctx.list(AREA, &dir.join("drm"))
+        .into_iter()
+        .filter(|n| n.starts_with("card") || n.starts_with("renderD"))
+        .collect()
+}
+
 fn nvidia(
     ctx: &mut Ctx<'_>,
     bdf: &str,
@@ -116,6 +124,7 @@ fn nvidia(
     version: Option<String>,
     mut attributes: BTreeMap<String, String>,
     device: u32,
+    drm_nodes: Vec<String>,
 ) -> Found {
     if let Some(v) = version {
         attributes.insert("driver_version".to_owned(), v);
@@ -131,6 +140,8 @@ fn nvidia(
             .filter(|p| ctx.dev_exists(p))
             .map(|p| (*p).to_owned()),
     );
+    // nvidia-drm's nodes, for EGL and Vulkan.
+    paths.extend(drm_nodes.iter().map(|n| format!("/dev/dri/{n}")));
     let id = info
         .get("GPU UUID")
         .filter(|u| !u.is_empty())
@@ -181,11 +192,7 @@ fn drm(
     mut attributes: BTreeMap<String, String>,
     device: u32,
 ) -> Found {
-    let nodes: Vec<String> = ctx
-        .list(AREA, &dir.join("drm"))
-        .into_iter()
-        .filter(|n| n.starts_with("card") || n.starts_with("renderD"))
-        .collect();
+    let nodes = drm_nodes(ctx, dir);
     let mut paths: Vec<String> = nodes.iter().map(|n| format!("/dev/dri/{n}")).collect();
     if vendor == "amd" && ctx.dev_exists("/dev/kfd") {
         paths.push("/dev/kfd".into());

@@ -45,8 +45,8 @@ struct Port {
 
 pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     let class = ctx.roots.sys("class/tty");
-    let names = ctx.list(AREA, &class);
-    if names.is_empty() {
+    let entries = ctx.device_dirs(AREA, &class);
+    if entries.is_empty() {
         return;
     }
     let Some(sys_root) = ctx.canonical(AREA, &ctx.roots.sys.clone()) else {
@@ -59,8 +59,7 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
     let links = by_id(ctx);
 
     let mut ports = Vec::new();
-    for name in names.into_iter().filter(|n| !is_virtual(n)) {
-        let entry = class.join(&name);
+    for (name, entry) in entries.into_iter().filter(|(n, _)| !is_virtual(n)) {
         let device = entry.join("device");
         if device.symlink_metadata().is_err() {
             continue;
@@ -90,12 +89,26 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
         });
     }
 
+    // Ports per adapter (a dual-port FT2232 has two), and adapters per
+    // serial number (cheap CP2102s all say 0001).
     let mut per_usb: BTreeMap<std::path::PathBuf, usize> = BTreeMap::new();
+    let mut per_serial: BTreeMap<&str, BTreeSet<&std::path::Path>> = BTreeMap::new();
     for p in &ports {
         if let Some(u) = &p.usb {
             *per_usb.entry(u.dir.clone()).or_default() += 1;
+            if let Some(s) = &u.serial {
+                per_serial
+                    .entry(s.as_str())
+                    .or_default()
+                    .insert(u.dir.as_path());
+            }
         }
     }
+    let shared_serials: BTreeSet<String> = per_serial
+        .into_iter()
+        .filter(|(_, dirs)| dirs.len() > 1)
+        .map(|(s, _)| s.to_owned())
+        .collect();
     for p in ports {
         let mut inst = instance(ctx, String::new(), p.locality.clone(), vec![p.node.clone()]);
         if consoles.contains(&p.tty) {
@@ -112,14 +125,15 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, out: &mut Vec<Found>) {
         }
         let found = match p.usb {
             Some(u) => {
-                let shared = per_usb.get(&u.dir).copied().unwrap_or(1) > 1;
+                let multi_port = per_usb.get(&u.dir).copied().unwrap_or(1) > 1;
                 let iface = u.interface.clone().unwrap_or_else(|| u.port.clone());
-                inst.id = match (&u.serial, shared) {
-                    (Some(s), false) => s.clone(),
-                    (Some(s), true) => {
-                        format!("{s}:{}", iface.rsplit(':').next().unwrap_or(&iface))
-                    }
-                    (None, _) => iface,
+                let iface_num = iface.rsplit(':').next().unwrap_or(&iface).to_owned();
+                inst.id = match &u.serial {
+                    // Not unique: say which USB port it is in.
+                    Some(s) if shared_serials.contains(s) => format!("{s}@{iface}"),
+                    Some(s) if multi_port => format!("{s}:{iface_num}"),
+                    Some(s) => s.clone(),
+                    None => iface,
                 };
                 if let Some(s) = &u.serial {
                     inst.attributes.insert("serial".into(), s.clone());
