@@ -38,11 +38,17 @@ impl Board {
     }
 }
 
-/// Splits a device tree string list (NUL separated).
+/// Splits a device tree `compatible` list (NUL separated), keeping only
+/// well-formed entries (`vendor,model` in ASCII).
 pub(crate) fn dt_strings(raw: &str) -> Vec<String> {
+    let well_formed = |s: &&str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b",._+-".contains(&b))
+    };
     raw.split('\0')
-        .map(clean)
-        .filter(|s| !s.is_empty())
+        .filter(well_formed)
+        .map(str::to_owned)
         .collect()
 }
 
