@@ -248,17 +248,23 @@ impl<'a> Ctx<'a> {
     }
 
     /// The final name of a symlink's target (`.../drivers/ftdi_sio` gives
-    /// `ftdi_sio`); `None` when it is not a symlink.
+    /// `ftdi_sio`); `None` when it is not a symlink, with a warning when it
+    /// does not lead anywhere (dangling, a loop).
     pub fn link_name(&mut self, area: &str, link: &Path) -> Option<String> {
-        match fs::read_link(link) {
-            Ok(target) => target.file_name().map(|n| n.to_string_lossy().into_owned()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+        let target = match fs::read_link(link) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return None,
             Err(e) => {
                 self.warn(area, format!("cannot read link {}: {e}", link.display()));
-                None
+                return None;
             }
+        };
+        if let Err(e) = fs::metadata(link) {
+            self.warn(area, format!("cannot follow {}: {e}", link.display()));
+            return None;
         }
+        target.file_name().map(|n| n.to_string_lossy().into_owned())
     }
 
     /// Resolves a path with its symlinks (sysfs class entries point into
