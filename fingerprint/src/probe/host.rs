@@ -45,12 +45,18 @@ impl FileStamp {
     }
 }
 
+/// A `PATH` directory and its modification time (seconds, nanoseconds).
+type DirStamp = (PathBuf, Option<(i64, i64)>);
+
 /// Asks the running kernel. Landlock's ABI (fixed until reboot) and each
 /// emulator's version (until the binary changes) are cached, so a kept
 /// [`HostProbes`] makes re-fingerprinting cheap.
 #[derive(Default)]
 pub struct HostProbes {
     landlock: Option<Result<u32, ProbeError>>,
+    /// The last `PATH` scan, valid while no `PATH` directory's
+    /// modification time changes (adding or removing a program changes it).
+    emulators: Option<(Vec<DirStamp>, Vec<Emulator>)>,
     versions: HashMap<PathBuf, (FileStamp, Result<String, ProbeError>)>,
     networks: Option<sysinfo::Networks>,
 }
@@ -135,7 +141,20 @@ impl Probes for HostProbes {
 
     fn qemu_emulators(&mut self) -> Vec<Emulator> {
         let path = std::env::var_os("PATH").unwrap_or_default();
-        emulators_on(std::env::split_paths(&path))
+        let stamps: Vec<DirStamp> = std::env::split_paths(&path)
+            .map(|dir| {
+                let mtime = fs::metadata(&dir).ok().map(|m| (m.mtime(), m.mtime_nsec()));
+                (dir, mtime)
+            })
+            .collect();
+        if let Some((cached, found)) = &self.emulators
+            && *cached == stamps
+        {
+            return found.clone();
+        }
+        let found = emulators_on(stamps.iter().map(|(dir, _)| dir.clone()));
+        self.emulators = Some((stamps, found.clone()));
+        found
     }
 
     fn qemu_version(&mut self, emulator: &Emulator) -> Result<String, ProbeError> {
