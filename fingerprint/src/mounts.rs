@@ -20,25 +20,24 @@ pub(crate) struct Mount {
 
 /// Undoes the kernel's octal escapes (`\040` is a space).
 fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(oct) = bytes.get(i + 1..i + 4)
-            && oct.iter().all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = oct
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-            if let Ok(b) = u8::try_from(v) {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let octal = tail
+            .get(..3)
+            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match octal {
+            Some(v) => {
+                out.push(v);
+                rest = tail.get(3..).unwrap_or_default();
+            }
+            None => {
                 out.push(b);
-                i += 4;
-                continue;
+                rest = tail;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -51,7 +51,7 @@ pub(crate) fn default_route_v6(text: &str) -> Option<String> {
 fn is_link_local(a: &IpAddr) -> bool {
     match a {
         IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
     }
 }
 

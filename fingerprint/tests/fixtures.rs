@@ -419,3 +419,71 @@ fn garbled_tree_gives_a_partial_fingerprint_with_warnings() {
     let (cpu, cores, mem) = (fp.resources.cpu, fp.resources.cores, fp.resources.memory_mb);
     assert_eq!((cpu, cores, mem), (0, 0, 0));
 }
+
+/// An AMD card added to a copy of the x86 box: VRAM and product name from
+/// amdgpu's sysfs files, `/dev/kfd` for compute; and a second one with no
+/// driver bound, which is reported but unhealthy.
+#[test]
+fn amd_gpus_come_from_pci_and_drm() {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    let dir = common::TempDir::new("amd");
+    let root = dir.path();
+    common::copy_tree(&common::fixture("x86-nvidia"), root);
+    let write = |rel: &str, s: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    };
+    for (bdf, bound) in [("0000:04:00.0", true), ("0000:05:00.0", false)] {
+        let dev = format!("sys/devices/pci0000:00/0000:00:06.0/{bdf}");
+        write(&format!("{dev}/class"), "0x030000\n");
+        write(&format!("{dev}/vendor"), "0x1002\n");
+        write(&format!("{dev}/device"), "0x6422\n");
+        write(&format!("{dev}/mem_info_vram_total"), "4278190080\n");
+        write(&format!("{dev}/product_name"), "AMD Radeon PRO W6400\n");
+        symlink(
+            format!("../../../{}", dev.trim_start_matches("sys/")),
+            root.join(format!("sys/bus/pci/devices/{bdf}")),
+        )
+        .unwrap();
+        if bound {
+            fs::create_dir_all(root.join("sys/bus/pci/drivers/amdgpu")).unwrap();
+            symlink(
+                "../../../../bus/pci/drivers/amdgpu",
+                root.join(format!("{dev}/driver")),
+            )
+            .unwrap();
+            for n in ["card2", "renderD130"] {
+                fs::create_dir_all(root.join(format!("{dev}/drm/{n}"))).unwrap();
+                write(&format!("dev/dri/{n}"), "");
+            }
+        }
+    }
+    write("dev/kfd", "");
+
+    let fp = wren_fingerprint::Fingerprinter::fixture(root, "/var/lib/wren")
+        .unwrap()
+        .fingerprint();
+    assert!(fp.warnings.is_empty(), "{}", dump(&fp));
+    let amd = device(&fp, "amd/gpu/AMD Radeon PRO W6400");
+    assert_eq!(amd.attributes["memory"], "4080");
+    assert_eq!(amd.attributes["pci.device_id"], "6422");
+    assert!(
+        !amd.attributes.contains_key("driver"),
+        "not shared by both cards"
+    );
+    let [bound, unbound] = &amd.instances[..] else {
+        panic!("{:?}", amd.instances)
+    };
+    assert_eq!(bound.id, "0000:04:00.0");
+    assert!(bound.healthy);
+    assert_eq!(
+        bound.paths,
+        ["/dev/dri/card2", "/dev/dri/renderD130", "/dev/kfd"]
+    );
+    assert_eq!(unbound.id, "0000:05:00.0");
+    assert!(!unbound.healthy);
+    assert_eq!(unbound.health_description, "no kernel driver is bound");
+}

@@ -77,11 +77,8 @@ fn short_paths(paths: &[String]) -> String {
     if paths.len() <= SHOWN + 1 {
         return paths.join(",");
     }
-    format!(
-        "{},... (+{} more)",
-        paths[..SHOWN].join(","),
-        paths.len() - SHOWN
-    )
+    let shown: Vec<&str> = paths.iter().take(SHOWN).map(String::as_str).collect();
+    format!("{},... (+{} more)", shown.join(","), paths.len() - SHOWN)
 }
 
 /// Rows padded into columns.
