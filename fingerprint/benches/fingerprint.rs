@@ -1,7 +1,9 @@
 //! How long a fingerprint takes: on this machine from scratch (a new
 //! Fingerprinter, so QEMU's version is asked by running it), re-run on a
 //! kept Fingerprinter (what the agent does periodically), and on the Pi 4
-//! fixture. Prints median, p99, min and max over many runs.
+//! fixture. Prints median, p99, min and max wall time over many runs, and
+//! the CPU time per run (including children such as `qemu --version`),
+//! which a busy machine disturbs less than wall time.
 //!
 //! `cargo bench -p wren-fingerprint` (add `-- N` to change the run count).
 
@@ -11,27 +13,46 @@ use std::time::{Duration, Instant};
 use wren_fingerprint::probe::Namespace;
 use wren_fingerprint::{Fingerprinter, HostProbes, Probes};
 
-fn report(name: &str, mut times: Vec<Duration>) {
+/// CPU time this process and its reaped children used, in ms, from
+/// `/proc/self/stat` (utime, stime, cutime, cstime in USER_HZ = 100 ticks/s).
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_comm
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 * 10.0
+}
+
+fn report(name: &str, (mut times, cpu): (Vec<Duration>, f64)) {
+    let per_run_cpu = cpu / times.len() as f64;
     times.sort();
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{name:<42} runs {:>5}  median {:>9.3} ms  p99 {:>9.3} ms  min {:>9.3} ms  max {:>9.3} ms",
+        "{name:<42} runs {:>5}  median {:>8.3} ms  p99 {:>8.3} ms  min {:>8.3} ms  max {:>8.3} ms  cpu/run {:>7.3} ms",
         times.len(),
         pick(0.5).as_secs_f64() * 1e3,
         pick(0.99).as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,
+        per_run_cpu,
     );
 }
 
-fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    (0..runs)
+/// Wall time of each run, and the CPU time all runs used together.
+fn time(runs: usize, mut f: impl FnMut()) -> (Vec<Duration>, f64) {
+    let cpu_before = cpu_ms();
+    let times = (0..runs)
         .map(|_| {
             let start = Instant::now();
             f();
             start.elapsed()
         })
-        .collect()
+        .collect();
+    (times, cpu_ms() - cpu_before)
 }
 
 fn main() {

@@ -267,6 +267,70 @@ mod tests {
         assert_eq!(disabled_by_cmdline("quiet", "memory"), None);
     }
 
+    fn tree(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("wren-fp-cg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (rel, text) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn run(dir: &Path, mounts: &str) -> (Cgroups, BTreeMap<String, String>, usize) {
+        let roots = crate::Roots::under(dir);
+        let mut ctx = Ctx::new(&roots);
+        let mut attrs = BTreeMap::new();
+        let cg = fingerprint(&mut ctx, &crate::mounts::parse(mounts), &mut attrs);
+        (cg, attrs, ctx.into_warnings().len())
+    }
+
+    #[test]
+    fn pure_v1_with_combined_mounts() {
+        let dir = tree(
+            "v1",
+            &[(
+                "proc/cgroups",
+                "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\ncpuacct\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\ncpuset\t0\t1\t1\n",
+            )],
+        );
+        let (cg, attrs, warnings) = run(
+            &dir,
+            "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
+             cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
+             cgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\n",
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(warnings, 0);
+        assert_eq!(cg.version, Version::V1);
+        assert_eq!(attrs["cgroup.mountpoint"], "/sys/fs/cgroup");
+        assert_eq!(attrs["unique.cgroup.version"], "v1");
+        assert_eq!(attrs["cgroup.controllers"], "cpu,cpuacct,memory,pids");
+        assert_eq!(cg.place("memory"), Place::V1);
+        // Enabled in the kernel but mounted nowhere: not usable.
+        assert_eq!(cg.place("cpuset"), Place::Off);
+        assert_eq!(cg.place("devices"), Place::Off);
+        assert_eq!(cg.memory_off, None);
+    }
+
+    #[test]
+    fn v2_without_proc_cgroups() {
+        let dir = tree(
+            "v2",
+            &[("sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n")],
+        );
+        let (cg, attrs, warnings) = run(&dir, "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(warnings, 0);
+        assert_eq!(cg.version, Version::V2);
+        assert_eq!(attrs["cgroup.controller.memory"], "v2");
+        // Device control is built into v2 (BPF programs).
+        assert_eq!(attrs["cgroup.controller.devices"], "v2");
+        assert_eq!(attrs["cgroup.controller.cpuset"], "off");
+    }
+
     #[test]
     fn proc_cgroups_table() {
         let t = parse_proc_cgroups(
