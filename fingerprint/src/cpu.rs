@@ -168,18 +168,17 @@ pub(crate) fn fingerprint(
 
     let implementer = hex_field(&first, "CPU implementer");
     let part = hex_field(&first, "CPU part");
-    let model = first
-        .get("model name")
-        .or_else(|| first.get("cpu model"))
-        .map(|s| clean(s))
-        .filter(|s| !s.is_empty())
+    // ARM cores by implementer and part first, as lscpu names them (32-bit
+    // kernels also print a generic "ARMv7 Processor rev 4 (v7l)").
+    let model = implementer
+        .zip(part)
+        .and_then(|(i, p)| arm_model(i, p))
+        .map(str::to_owned)
         .or_else(|| {
-            implementer
-                .zip(part)
-                .and_then(|(i, p)| arm_model(i, p))
-                .map(str::to_owned)
+            ["model name", "cpu model", "Processor", "uarch"]
+                .iter()
+                .find_map(|k| first.get(*k).map(|s| clean(s)).filter(|s| !s.is_empty()))
         })
-        .or_else(|| first.get("uarch").map(|s| clean(s)))
         .or_else(|| tail.get("Hardware").map(|s| clean(s)));
     match model {
         Some(m) => {
@@ -306,6 +305,45 @@ mod tests {
         assert_eq!(procs.len(), 2);
         assert_eq!(tail.get("Hardware").map(String::as_str), Some("BCM2835"));
         assert_eq!(arm_model(0x41, 0xd08), Some("Cortex-A72"));
+    }
+
+    #[test]
+    fn armv7_kernel_names_the_core_like_lscpu() {
+        let dir = std::env::temp_dir().join(format!("wren-fp-cpu-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("proc")).unwrap();
+        let block = |n: u32| {
+            format!(
+                "processor\t: {n}\nmodel name\t: ARMv7 Processor rev 4 (v7l)\nBogoMIPS\t: 38.40\n\
+                 Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32\n\
+                 CPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd03\nCPU revision\t: 4\n\n"
+            )
+        };
+        let text = format!(
+            "{}{}Hardware\t: BCM2835\nRevision\t: a02082\n",
+            block(0),
+            block(1)
+        );
+        std::fs::write(dir.join("proc/cpuinfo"), text).unwrap();
+        let roots = crate::Roots::under(&dir);
+        let mut ctx = Ctx::new(&roots);
+        let mut attrs = BTreeMap::new();
+        let cpu = fingerprint(&mut ctx, "arm", &mut attrs);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(attrs["cpu.arch"], "arm");
+        assert_eq!(attrs["cpu.modelname"], "Cortex-A53");
+        assert_eq!(attrs["cpu.vendor"], "ARM");
+        assert_eq!(attrs["cpu.numcores"], "2");
+        assert!(attrs["cpu.flags"].starts_with("half,thumb,"));
+        // No cpufreq and no "cpu MHz": cores are known, compute is not.
+        assert_eq!(
+            cpu,
+            Cpu {
+                cores: 2,
+                total_mhz: 0
+            }
+        );
+        assert!(!attrs.contains_key("cpu.totalcompute"));
+        assert_eq!(ctx.into_warnings().len(), 1);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use fixture::{FixtureError, FixtureProbes, ProbeAnswers};
+pub use fixture::{Answer, FixtureError, FixtureProbes, ProbeAnswers, RecordedEmulator};
 pub use host::HostProbes;
 
 /// Why a probe could not say yes.
