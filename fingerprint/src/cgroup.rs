@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(disabled_by_cmdline("quiet", "memory"), None);
     }
 
-    fn tree(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    fn tree(tag: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wren-fp-cg-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (rel, text) in files {
