@@ -143,6 +143,26 @@ impl Fingerprint {
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).map(String::as_str)
     }
+
+    /// Whether the node changed in a way the servers should hear about:
+    /// anything but the free space on the data dir's file system
+    /// ([`Fingerprint::VOLATILE`] and `resources.disk_mb`), which moves
+    /// with every write, and the warnings.
+    pub fn changed_since(&self, earlier: &Fingerprint) -> bool {
+        let stable = |fp: &Fingerprint| {
+            let mut attributes = fp.attributes.clone();
+            for k in Fingerprint::VOLATILE {
+                attributes.remove(*k);
+            }
+            let mut resources = fp.resources.clone();
+            resources.disk_mb = 0;
+            (attributes, resources, fp.drivers.clone())
+        };
+        stable(self) != stable(earlier)
+    }
+
+    /// Attributes that change without the node changing.
+    pub const VOLATILE: &'static [&'static str] = &["unique.storage.bytesfree"];
 }
 
 /// A fact that could not be established.

@@ -337,7 +337,7 @@ fn refingerprinting_gives_the_same_answer() {
         fp.resources.disk_mb = 0;
         fp
     };
-    let first = strip(fingerprinter.fingerprint());
-    let second = strip(fingerprinter.fingerprint());
-    assert_eq!(first, second);
+    let (first, second) = (fingerprinter.fingerprint(), fingerprinter.fingerprint());
+    assert!(!second.changed_since(&first));
+    assert_eq!(strip(first), strip(second));
 }

@@ -78,11 +78,13 @@ fn plugged_and_unplugged_sensors_are_noticed() {
 
     let before = fingerprinter.fingerprint();
     assert_eq!(serial_ids(&before), ["A50285BI"]);
+    assert!(!fingerprinter.fingerprint().changed_since(&before));
 
     plug_ftdi(dir.path());
     let plugged = fingerprinter.fingerprint();
     assert!(plugged.warnings.is_empty(), "{:?}", plugged.warnings);
     assert_eq!(serial_ids(&plugged), ["A50285BI", "FT9XYZ12"]);
+    assert!(plugged.changed_since(&before));
     let new = plugged.device("usb/serial/FT232R USB UART").unwrap();
     assert_eq!(new.instances[1].paths, ["/dev/ttyUSB1"]);
     assert_eq!(new.instances[1].locality, "1-1.2");
