@@ -2,6 +2,7 @@
 //! `/etc/os-release` and `/proc/meminfo`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::read::{Ctx, clean};
 
@@ -69,8 +70,14 @@ pub(crate) fn fingerprint(
         attrs.insert("unique.hostname".into(), h);
     }
 
-    let os_release = ctx.roots.etc("os-release");
-    if let Some(text) = ctx.read_required(AREA, &os_release, crate::read::SMALL) {
+    // os-release(5): /etc/os-release, else /usr/lib/os-release.
+    let mut os_release = ctx.roots.etc("os-release");
+    let mut text = ctx.read(AREA, &os_release);
+    if text.is_none() && os_release.symlink_metadata().is_err() {
+        os_release = ctx.roots.map(Path::new("/usr/lib/os-release"));
+        text = ctx.read_required(AREA, &os_release, crate::read::SMALL);
+    }
+    if let Some(text) = text {
         let fields = parse_os_release(&text);
         let id = fields.get("ID").map(|s| clean(s)).filter(|s| !s.is_empty());
         let mut version = fields
