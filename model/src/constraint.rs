@@ -300,10 +300,7 @@ mod tests {
     #[test]
     fn operators_parse_with_aliases() {
         assert_eq!("==".parse::<Operator>(), Ok(Operator::Eq));
-        assert_eq!(
-            "set_contains_all".parse::<Operator>(),
-            Ok(Operator::SetContains)
-        );
+        assert_eq!("set_contains_all".parse::<Operator>(), Ok(Operator::SetContains));
         assert!("~=".parse::<Operator>().is_err());
         for op in Operator::ALL {
             assert_eq!(op.as_str().parse::<Operator>(), Ok(*op));
@@ -322,9 +319,7 @@ mod tests {
         for c in bad {
             assert!(c.validate().is_err(), "{c:?}");
         }
-        Constraint::new("", Operator::DistinctHosts, "true")
-            .validate()
-            .unwrap();
+        Constraint::new("", Operator::DistinctHosts, "true").validate().unwrap();
         Constraint::new("${attr.kernel.version}", Operator::Version, ">= 5.10, < 7")
             .validate()
             .unwrap();
@@ -336,14 +331,8 @@ mod tests {
             attribute: "${node.datacenter}".into(),
             weight: 50,
             targets: vec![
-                SpreadTarget {
-                    value: "a".into(),
-                    percent: 70,
-                },
-                SpreadTarget {
-                    value: "b".into(),
-                    percent: 40,
-                },
+                SpreadTarget { value: "a".into(), percent: 70 },
+                SpreadTarget { value: "b".into(), percent: 40 },
             ],
         };
         assert_eq!(s.validate(), Err(ConstraintError::SpreadOverCommitted(110)));

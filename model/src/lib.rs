@@ -50,13 +50,13 @@ pub use duration::Duration;
 pub use eval::{AllocMetric, EvalId, EvalStatus, Evaluation, NodeScore, TriggeredBy};
 pub use group::{
     DelayFunction, DisconnectStrategy, EphemeralDisk, HealthCheck, MigrateStrategy, NetworkMode,
-    NetworkResource, Port, ReconcileStrategy, ReschedulePolicy, RestartMode, RestartPolicy,
-    TaskGroup, UpdateStrategy,
+    NetworkResource, Port, ReconcileStrategy, ReschedulePolicy,
+    RestartMode, RestartPolicy, TaskGroup, UpdateStrategy,
 };
 pub use job::{Job, JobId, JobStatus, JobType, Parameterized, PayloadPolicy, Periodic};
 pub use node::{
-    Capacity, DrainStrategy, DriverInfo, Eligibility, Node, NodeDevice, NodeDeviceResource, NodeId,
-    NodeNetwork, NodeReserved, NodeResources, NodeStatus,
+    Capacity, DrainStrategy, DriverInfo, Eligibility, Node, NodeDevice, NodeDeviceResource,
+    NodeId, NodeNetwork, NodeReserved, NodeResources, NodeStatus,
 };
 pub use plan::{DesiredUpdates, Plan, PlanAnnotations, PlanResult};
 pub use task::{Lifecycle, LifecycleHook, LogConfig, RequestedDevice, Resources, Task};

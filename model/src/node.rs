@@ -164,10 +164,7 @@ impl Node {
                 .resources
                 .cores
                 .saturating_sub(self.reserved.cores.len() as u32),
-            memory_mb: self
-                .resources
-                .memory_mb
-                .saturating_sub(self.reserved.memory_mb),
+            memory_mb: self.resources.memory_mb.saturating_sub(self.reserved.memory_mb),
             disk_mb: self.resources.disk_mb.saturating_sub(self.reserved.disk_mb),
         }
     }

@@ -288,18 +288,8 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            ">= ",
-            ">= x.y",
-            "1..2",
-            ">= 1.2,",
-            "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17",
-        ] {
-            assert!(
-                VersionConstraint::parse(bad, Flavor::Lenient).is_err(),
-                "{bad:?}"
-            );
+        for bad in ["", ">= ", ">= x.y", "1..2", ">= 1.2,", "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17"] {
+            assert!(VersionConstraint::parse(bad, Flavor::Lenient).is_err(), "{bad:?}");
         }
         assert!(VersionConstraint::parse("1.2.3.4", Flavor::Semver).is_err());
         assert!(VersionConstraint::parse("01.2.3", Flavor::Semver).is_err());

@@ -56,22 +56,13 @@ mod tests {
             n(&["wren", "job", "run", "-output=out.json", "web.hcl"]),
             ["wren", "job", "run", "--output", "out.json", "web.hcl"]
         );
-        assert_eq!(
-            n(&["wren", "node", "status", "-json"]),
-            ["wren", "node", "status", "--json"]
-        );
+        assert_eq!(n(&["wren", "node", "status", "-json"]), ["wren", "node", "status", "--json"]);
         assert_eq!(n(&["wren", "x", "--a=b"]), ["wren", "x", "--a", "b"]);
     }
 
     #[test]
     fn short_flags_dashes_and_literals_untouched() {
-        assert_eq!(
-            n(&["wren", "alloc", "logs", "-f", "-", "-5"]),
-            ["wren", "alloc", "logs", "-f", "-", "-5"]
-        );
-        assert_eq!(
-            n(&["wren", "x", "--", "-json"]),
-            ["wren", "x", "--", "-json"]
-        );
+        assert_eq!(n(&["wren", "alloc", "logs", "-f", "-", "-5"]), ["wren", "alloc", "logs", "-f", "-", "-5"]);
+        assert_eq!(n(&["wren", "x", "--", "-json"]), ["wren", "x", "--", "-json"]);
     }
 }
