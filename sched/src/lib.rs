@@ -1,1 +1,122 @@
-//! placeholder
+//! wren's placement brain, as pure functions and plain data structures.
+//!
+//! [`schedule`] takes a read-only view of the cluster state
+//! ([`StateView`]), an evaluation, the time and a seed, and returns an
+//! [`Outcome`]: the plan (stops, placements, updates, a deployment), the
+//! evaluation's new status with an explanation of anything that could not
+//! be placed, a blocked evaluation to retry when capacity appears, and
+//! follow-up evaluations for delayed work. Service and batch jobs go
+//! through the generic reconciler (`reconcile`, `generic`); system and
+//! sysbatch jobs through `system`. Node choice is feasibility (`feasible`,
+//! `constraint`, `distinct`, `usage`) then ranking (`rank`) over a bounded
+//! number of candidates (`select`).
+//!
+//! Around it, the leader's machinery as synchronous data structures with
+//! time passed in: the evaluation broker ([`broker`]), plan verification
+//! ([`verify`]) and heartbeat TTLs ([`heartbeat`]).
+//!
+//! Deliberately absent: I/O, threads, clocks, and randomness not derived
+//! from a seed the caller passes. The same state, evaluation, time and seed
+//! give the same outcome, so every behaviour is testable from data files
+//! (`testdata/`) and measurable without a cluster. This crate never
+//! depends on the state crate; the agent implements [`StateView`] for its
+//! snapshots and owns the async plumbing (notification, workers, the Raft
+//! plan-apply loop).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod broker;
+mod config;
+mod constraint;
+mod distinct;
+mod feasible;
+mod generic;
+//TMP pub mod heartbeat;
+mod outcome;
+mod rank;
+mod reconcile;
+mod rng;
+mod select;
+pub mod state;
+mod system;
+mod usage;
+pub mod verify;
+
+//TMP #[cfg(test)]
+//TMP mod scenario;
+
+pub use config::{Algorithm, SchedConfig, max_plan_attempts};
+pub use outcome::Outcome;
+pub use rng::Rng;
+pub use state::{MemState, StateView};
+
+use wren_model::{EvalStatus, Evaluation, JobType};
+
+/// Schedules one evaluation against `state` at `now` (unix nanoseconds).
+/// `seed` drives every random choice (node order, dynamic ports, ids).
+///
+/// A job that no longer exists, or is stopped, has all its allocations
+/// stopped. The plan carries `snapshot_index = state.index()`; the worker
+/// fills in `eval_token`.
+pub fn schedule<S: StateView + ?Sized>(
+    state: &S,
+    eval: &Evaluation,
+    now: i64,
+    seed: u64,
+    config: &SchedConfig,
+) -> Outcome {
+    let rng = Rng::new(seed);
+    match state.job(&eval.job_id) {
+        Some(job) if job.job_type.is_system() => system::schedule(state, eval, job, now, rng, config),
+        Some(job) => generic::schedule(state, eval, job, now, rng, config),
+        None => deregistered(state, eval, now, rng, config),
+    }
+}
+
+/// A job gone from the state: stop whatever of it still runs.
+fn deregistered<S: StateView + ?Sized>(
+    state: &S,
+    eval: &Evaluation,
+    now: i64,
+    mut rng: Rng,
+    config: &SchedConfig,
+) -> Outcome {
+    let _ = config;
+    let job = wren_model::Job {
+        id: eval.job_id.clone(),
+        job_type: if eval.job_type == JobType::default() {
+            JobType::Service
+        } else {
+            eval.job_type
+        },
+        priority: eval.priority,
+        stop: true,
+        ..wren_model::Job::default()
+    };
+    let mut plan = generic::base_plan(eval, &job, state.index());
+    let mut desired = std::collections::BTreeMap::<String, wren_model::DesiredUpdates>::new();
+    for a in state.allocs_by_job(&eval.job_id).filter(|a| !a.is_terminal()) {
+        generic::push_stop(&mut plan, a, "alloc not needed as job is stopped", false, now);
+        desired.entry(a.task_group.clone()).or_default().stop += 1;
+    }
+    if let Some(d) = state
+        .latest_deployment(&eval.job_id)
+        .filter(|d| d.status.is_active())
+    {
+        plan.deployment_updates.push(wren_model::DeploymentStatusUpdate {
+            deployment_id: d.id.clone(),
+            status: wren_model::DeploymentStatus::Cancelled,
+            status_description: "cancelled because job is stopped".into(),
+        });
+    }
+    plan.annotations = Some(wren_model::PlanAnnotations {
+        desired_tg_updates: desired,
+        ..Default::default()
+    });
+    let mut fin = outcome::Finish::default();
+    fin.failed.clear();
+    let mut out = outcome::finish(&mut rng, eval, None, plan, fin, Vec::new(), state.index(), now);
+    out.eval.status = EvalStatus::Complete;
+    out
+}

@@ -1,0 +1,519 @@
+//! The generic reconciler: desired state (the job) against existing
+//! allocations, for service and batch jobs. It decides what to stop, what
+//! to update in place, what to replace and what to place, without choosing
+//! nodes; `generic` then places what it asks for.
+//!
+//! Per group: lost allocations are stopped and replaced; allocations on
+//! disconnected nodes become `unknown` (and are replaced when the group's
+//! `disconnect.replace` says so) until `lost_after`; on reconnect the
+//! group's `reconcile` strategy picks the original or the replacement;
+//! drained allocations migrate (at most `migrate.max_parallel` at a time
+//! unless the drain's deadline passed); failed ones are rescheduled by the
+//! reschedule policy, now or through a delayed follow-up evaluation;
+//! outdated ones are updated in place when the change allows it, otherwise
+//! replaced, subject to canaries and `update.max_parallel`. Finally the
+//! group is scaled to its count.
+
+mod deploy;
+mod filter;
+pub(crate) mod reschedule;
+pub(crate) mod update;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use wren_model::{
+    Allocation, ClientStatus, DesiredUpdates, Deployment, DeploymentStatusUpdate, Evaluation, Job,
+    ReconcileStrategy, TaskGroup, TriggeredBy,
+};
+
+pub(crate) use filter::tolerates_disconnect;
+
+use crate::config::SchedConfig;
+use crate::outcome::followup_eval;
+use crate::rng::Rng;
+use crate::state::StateView;
+
+/// Why allocations are stopped, in the words Nomad uses.
+pub(crate) mod why {
+    pub(crate) const JOB_STOPPED: &str = "alloc not needed as job is stopped";
+    pub(crate) const NOT_NEEDED: &str = "alloc not needed due to job update";
+    pub(crate) const LOST: &str = "alloc is lost since its node is down";
+    pub(crate) const MIGRATING: &str = "alloc is being migrated";
+    pub(crate) const UPDATING: &str = "alloc is being updated due to job update";
+    pub(crate) const RESCHEDULED: &str = "alloc was rescheduled because it failed";
+    pub(crate) const RECONNECT_LOSER: &str = "alloc not needed as another allocation was kept after reconnect";
+}
+
+/// An allocation to stop.
+#[derive(Debug)]
+pub(crate) struct Stop<'a> {
+    pub(crate) alloc: &'a Allocation,
+    pub(crate) desc: &'static str,
+    /// Also declare the client status `lost`.
+    pub(crate) lost: bool,
+}
+
+/// Why a placement is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlaceKind {
+    New,
+    Lost,
+    Migrate,
+    Reschedule,
+    Disconnect,
+    Destructive,
+    Canary,
+}
+
+impl PlaceKind {
+    /// Whether the previous allocation is stopped when (and only when)
+    /// the replacement is placed.
+    pub(crate) fn stops_previous(self) -> bool {
+        matches!(self, PlaceKind::Migrate | PlaceKind::Reschedule | PlaceKind::Destructive)
+    }
+
+    pub(crate) fn stop_reason(self) -> &'static str {
+        match self {
+            PlaceKind::Migrate => why::MIGRATING,
+            PlaceKind::Reschedule => why::RESCHEDULED,
+            _ => why::UPDATING,
+        }
+    }
+}
+
+/// A placement to make.
+#[derive(Debug)]
+pub(crate) struct Place<'a> {
+    pub(crate) tg: &'a TaskGroup,
+    pub(crate) name: String,
+    pub(crate) previous: Option<&'a Allocation>,
+    pub(crate) kind: PlaceKind,
+}
+
+/// What the reconciler decided.
+#[derive(Debug, Default)]
+pub(crate) struct Reconciled<'a> {
+    pub(crate) stops: Vec<Stop<'a>>,
+    /// Changes to existing allocations by the servers (unknown status,
+    /// follow-up evaluation ids, reconnects), applied as they are.
+    pub(crate) updates: Vec<Allocation>,
+    pub(crate) inplace: Vec<(&'a TaskGroup, &'a Allocation)>,
+    pub(crate) place: Vec<Place<'a>>,
+    pub(crate) followups: Vec<Evaluation>,
+    /// A deployment to create.
+    pub(crate) deployment: Option<Deployment>,
+    /// The deployment placements of rolling groups join.
+    pub(crate) deployment_id: Option<String>,
+    pub(crate) deployment_updates: Vec<DeploymentStatusUpdate>,
+    pub(crate) desired: BTreeMap<String, DesiredUpdates>,
+}
+
+/// One count slot of a group: an allocation that stays, or a placement.
+#[derive(Debug)]
+enum Slot<'a> {
+    Existing(&'a Allocation),
+    Placing(Place<'a>),
+}
+
+/// Everything a group's reconciliation reads.
+pub(crate) struct Ctx<'a, 'r, S: StateView + ?Sized> {
+    pub(crate) state: &'a S,
+    pub(crate) job: &'a Job,
+    pub(crate) eval: &'a Evaluation,
+    pub(crate) now: i64,
+    pub(crate) config: &'a SchedConfig,
+    pub(crate) rng: &'r mut Rng,
+}
+
+/// Reconciles `job` (None: gone) with its allocations.
+pub(crate) fn reconcile<'a, S: StateView + ?Sized>(
+    ctx: &mut Ctx<'a, '_, S>,
+    job_id: &str,
+) -> Reconciled<'a> {
+    let mut out = Reconciled::default();
+    let state: &'a S = ctx.state;
+    let allocs: Vec<&'a Allocation> = state.allocs_by_job(job_id).collect();
+    let job = ctx.job;
+    let latest = state.latest_deployment(job_id);
+    if job.stop || job.is_template() {
+        for a in allocs.iter().filter(|a| !a.is_terminal()) {
+            out.stops.push(Stop {
+                alloc: a,
+                desc: why::JOB_STOPPED,
+                lost: false,
+            });
+            out.desired.entry(a.task_group.clone()).or_default().stop += 1;
+        }
+        if let Some(d) = latest.filter(|d| d.status.is_active()) {
+            out.deployment_updates.push(deploy::cancel(d, "cancelled because job is stopped"));
+        }
+        return out;
+    }
+    let mut by_group: HashMap<&str, Vec<&'a Allocation>> = HashMap::new();
+    for a in &allocs {
+        by_group.entry(a.task_group.as_str()).or_default().push(a);
+    }
+    for (name, group_allocs) in &by_group {
+        if job.group(name).is_none() {
+            for a in group_allocs.iter().filter(|a| !a.is_terminal()) {
+                out.stops.push(Stop {
+                    alloc: a,
+                    desc: why::NOT_NEEDED,
+                    lost: false,
+                });
+                out.desired.entry((*name).to_owned()).or_default().stop += 1;
+            }
+        }
+    }
+    let mut deployment = deploy::Plan::new(job, latest, ctx.now);
+    let mut later: Vec<(&'a Allocation, i64)> = Vec::new();
+    let mut timeouts: Vec<(&'a Allocation, i64)> = Vec::new();
+    for tg in &job.task_groups {
+        let group_allocs = by_group.get(tg.name.as_str()).cloned().unwrap_or_default();
+        group(ctx, &mut out, &mut deployment, tg, &group_allocs, &mut later, &mut timeouts);
+    }
+    let job = ctx.job;
+    let (eval, now) = (ctx.eval, ctx.now);
+    let window = ctx.config.followup_batch_window.as_nanos() as i64;
+    batch_followups(&mut out, ctx.rng, job, eval, now, window, later, TriggeredBy::RetryFailedAlloc, false);
+    batch_followups(&mut out, ctx.rng, job, eval, now, window, timeouts, TriggeredBy::MaxDisconnectTimeout, true);
+    deployment.finish(&mut out, ctx.rng);
+    out
+}
+
+/// Creates follow-up evaluations for allocations due at given times,
+/// sharing one evaluation per `window`, and records their ids on the
+/// allocations (for timeouts, on the pending `unknown` update).
+#[allow(clippy::too_many_arguments)]
+fn batch_followups<'a>(
+    out: &mut Reconciled<'a>,
+    rng: &mut Rng,
+    job: &Job,
+    eval: &Evaluation,
+    now: i64,
+    window: i64,
+    mut due: Vec<(&'a Allocation, i64)>,
+    trigger: TriggeredBy,
+    amend_updates: bool,
+) {
+    due.sort_by_key(|(a, t)| (*t, a.id.clone()));
+    let mut current: Option<(i64, String)> = None;
+    for (a, t) in due {
+        let id = match &current {
+            Some((start, id)) if t <= start.saturating_add(window) => id.clone(),
+            _ => {
+                let e = followup_eval(rng, job, eval, now, t, trigger);
+                let id = e.id.clone();
+                out.followups.push(e);
+                current = Some((t, id.clone()));
+                id
+            }
+        };
+        if amend_updates {
+            if let Some(u) = out.updates.iter_mut().find(|u| u.id == a.id) {
+                u.followup_eval_id = Some(id);
+                continue;
+            }
+        }
+        let mut u = a.clone();
+        u.followup_eval_id = Some(id);
+        u.modify_time = now;
+        out.updates.push(u);
+    }
+}
+
+/// Reconciles one group.
+#[allow(clippy::too_many_arguments)]
+fn group<'a, S: StateView + ?Sized>(
+    ctx: &mut Ctx<'a, '_, S>,
+    out: &mut Reconciled<'a>,
+    deployment: &mut deploy::Plan<'a>,
+    tg: &'a TaskGroup,
+    allocs: &[&'a Allocation],
+    later: &mut Vec<(&'a Allocation, i64)>,
+    timeouts: &mut Vec<(&'a Allocation, i64)>,
+) {
+    let (state, job, now) = (ctx.state, ctx.job, ctx.now);
+    let b = filter::classify(state, job, tg, allocs, &ctx.eval.id, now, ctx.config);
+    let replaced_by = filter::replacements(allocs);
+    let mut d = DesiredUpdates::default();
+    let mut slots: Vec<Slot<'a>> = Vec::new();
+    let mut dropped: HashSet<&str> = HashSet::new();
+    let replace_on_disconnect = tg.disconnect.as_ref().is_some_and(|x| x.replace);
+    let lost_after = tg.disconnect.as_ref().map_or(0, |x| x.lost_after.as_nanos() as i64);
+
+    // Reconnecting allocations: keep the original or its replacement.
+    for &a in &b.reconnecting {
+        let live = replaced_by.get(a.id.as_str()).cloned().unwrap_or_default();
+        let keep_original = live.is_empty() || original_wins(tg, a, &live);
+        if keep_original {
+            for r in live {
+                out.stops.push(Stop { alloc: r, desc: why::RECONNECT_LOSER, lost: false });
+                dropped.insert(r.id.as_str());
+                d.stop += 1;
+            }
+            let mut u = a.clone();
+            u.disconnected_at = None;
+            u.modify_time = now;
+            out.updates.push(u);
+            d.reconnect += 1;
+            slots.push(Slot::Existing(a));
+        } else {
+            out.stops.push(Stop { alloc: a, desc: why::RECONNECT_LOSER, lost: false });
+            d.stop += 1;
+        }
+    }
+    for &a in &b.lost {
+        out.stops.push(Stop { alloc: a, desc: why::LOST, lost: true });
+        d.stop += 1;
+        if replaced_by.contains_key(a.id.as_str()) {
+            continue;
+        }
+        slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Lost }));
+    }
+    for &a in &b.disconnecting {
+        let mut u = a.clone();
+        u.client_status = ClientStatus::Unknown;
+        u.client_description = "node is disconnected".into();
+        u.disconnected_at = Some(now);
+        u.modify_time = now;
+        out.updates.push(u);
+        timeouts.push((a, now.saturating_add(lost_after)));
+        if replace_on_disconnect && !replaced_by.contains_key(a.id.as_str()) {
+            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
+        } else if !replace_on_disconnect {
+            slots.push(Slot::Existing(a));
+        }
+    }
+    for &a in &b.unknown {
+        if replaced_by.contains_key(a.id.as_str()) {
+            continue;
+        }
+        if replace_on_disconnect {
+            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
+        } else {
+            slots.push(Slot::Existing(a));
+        }
+    }
+    // Migrations: those that must go now, then as many as the group's
+    // migrate.max_parallel allows beside those still starting.
+    let max_parallel = tg.migrate.as_ref().map_or(1, |m| m.max_parallel.max(1)) as usize;
+    let starting = allocs
+        .iter()
+        .filter(|a| {
+            a.client_status == ClientStatus::Pending
+                && !a.is_terminal()
+                && a.previous_allocation
+                    .as_deref()
+                    .and_then(|p| allocs.iter().find(|x| x.id == p))
+                    .is_some_and(|p| p.desired_transition.migrate || p.desired_description == why::MIGRATING)
+        })
+        .count();
+    let mut budget = max_parallel.saturating_sub(starting);
+    for &(a, must) in &b.migrate {
+        if must || budget > 0 {
+            if !must {
+                budget -= 1;
+            }
+            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Migrate }));
+            d.migrate += 1;
+        } else {
+            slots.push(Slot::Existing(a));
+        }
+    }
+    for &a in &b.reschedule_now {
+        slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Reschedule }));
+        d.reschedule_now += 1;
+    }
+    for &(a, t) in &b.reschedule_later {
+        later.push((a, t));
+        slots.push(Slot::Existing(a));
+        d.reschedule_later += 1;
+    }
+
+    // Allocations that stay: bring outdated ones to the job's version.
+    let canaries = deployment.canaries(tg, &b.keep);
+    let mut outdated: Vec<&'a Allocation> = Vec::new();
+    for &a in &b.keep {
+        if dropped.contains(a.id.as_str()) || canaries.is_unpromoted_canary(a) {
+            continue;
+        }
+        if a.job_version == job.version || a.client_status == ClientStatus::Complete {
+            slots.push(Slot::Existing(a));
+            d.ignore += 1;
+            continue;
+        }
+        let old_job = state.job_version(&job.id, a.job_version);
+        let old_tg = old_job.and_then(|j| j.group(&tg.name));
+        match (old_job, old_tg) {
+            (Some(oj), Some(otg)) if !update::destructive(oj, otg, job, tg) => {
+                out.inplace.push((tg, a));
+                d.in_place_update += 1;
+                slots.push(Slot::Existing(a));
+            }
+            _ => outdated.push(a),
+        }
+    }
+    let count = tg.count as usize;
+    let canarying = canaries.canarying(!outdated.is_empty());
+    if canarying && deployment.can_progress() {
+        let wanted = canaries.missing();
+        let taken: HashSet<&str> = canaries.names().collect();
+        let mut names: Vec<String> = outdated
+            .iter()
+            .map(|a| a.name.clone())
+            .filter(|n| !taken.contains(n.as_str()))
+            .take(wanted)
+            .collect();
+        if names.len() < wanted {
+            let existing: Vec<&Allocation> = allocs.iter().copied().filter(|a| !a.is_terminal()).collect();
+            names.extend(free_names(job, tg, &out.place, &existing, wanted - names.len()));
+        }
+        for name in names {
+            out.place.push(Place { tg, name, previous: None, kind: PlaceKind::Canary });
+            d.canary += 1;
+        }
+    }
+    // Scale to count: drop surplus, outdated allocations first.
+    let mut surplus = (slots.len() + outdated.len()).saturating_sub(count);
+    while surplus > 0 {
+        let Some(a) = outdated.pop() else { break };
+        out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
+        d.stop += 1;
+        surplus -= 1;
+    }
+    if surplus > 0 {
+        drop_surplus(out, &mut slots, surplus, &mut d);
+    }
+    // Destructive updates, within the rolling limit.
+    let limit = if canarying { 0 } else { deployment.rolling_limit(tg, allocs) };
+    for (i, &a) in outdated.iter().enumerate() {
+        if i < limit {
+            out.place.push(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Destructive });
+            d.destructive_update += 1;
+        } else {
+            d.ignore += 1;
+        }
+    }
+    let kept = slots.len() + outdated.len();
+    for s in slots {
+        if let Slot::Placing(p) = s {
+            if matches!(p.kind, PlaceKind::Lost | PlaceKind::Disconnect) {
+                d.place += 1;
+            }
+            out.place.push(p);
+        }
+    }
+    // New allocations, unless a deployment holds them back.
+    if kept < count && !canarying && deployment.can_progress() {
+        let existing: Vec<&Allocation> = allocs.iter().copied().filter(|a| !a.is_terminal()).collect();
+        for name in free_names(job, tg, &out.place, &existing, count - kept) {
+            out.place.push(Place { tg, name, previous: None, kind: PlaceKind::New });
+            d.place += 1;
+        }
+    }
+    deployment.note_group(tg, &out.place, canarying);
+    add_desired(out.desired.entry(tg.name.clone()).or_default(), &d);
+}
+
+fn add_desired(into: &mut DesiredUpdates, d: &DesiredUpdates) {
+    into.ignore += d.ignore;
+    into.place += d.place;
+    into.migrate += d.migrate;
+    into.stop += d.stop;
+    into.in_place_update += d.in_place_update;
+    into.destructive_update += d.destructive_update;
+    into.canary += d.canary;
+    into.reschedule_now += d.reschedule_now;
+    into.reschedule_later += d.reschedule_later;
+    into.reconnect += d.reconnect;
+}
+
+/// Removes `n` slots: pending replacements first, then the allocations
+/// with the highest indexes.
+fn drop_surplus<'a>(out: &mut Reconciled<'a>, slots: &mut Vec<Slot<'a>>, n: usize, d: &mut DesiredUpdates) {
+    let rank = |s: &Slot<'_>| match s {
+        Slot::Placing(p) => (0, u32::MAX - p.previous.and_then(Allocation::index).unwrap_or(0)),
+        Slot::Existing(a) => (1, u32::MAX - a.index().unwrap_or(0)),
+    };
+    slots.sort_by_key(rank);
+    for s in slots.drain(..n.min(slots.len())) {
+        match s {
+            Slot::Existing(a) => {
+                out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
+                d.stop += 1;
+            }
+            Slot::Placing(p) => {
+                if p.kind.stops_previous() {
+                    if let Some(a) = p.previous {
+                        out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
+                        d.stop += 1;
+                    }
+                }
+                match p.kind {
+                    PlaceKind::Migrate => d.migrate = d.migrate.saturating_sub(1),
+                    PlaceKind::Reschedule => d.reschedule_now = d.reschedule_now.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Whether the original allocation beats its replacements on reconnect.
+fn original_wins(tg: &TaskGroup, original: &Allocation, replacements: &[&Allocation]) -> bool {
+    let strategy = tg.disconnect.as_ref().map(|d| d.reconcile).unwrap_or_default();
+    if original.client_status == ClientStatus::Failed {
+        return false;
+    }
+    match strategy {
+        ReconcileStrategy::KeepOriginal => true,
+        ReconcileStrategy::KeepReplacement => false,
+        ReconcileStrategy::LongestRunning => {
+            let started = |a: &Allocation| {
+                a.task_states
+                    .values()
+                    .map(|t| t.started_at)
+                    .filter(|&t| t > 0)
+                    .min()
+                    .unwrap_or(i64::MAX)
+            };
+            replacements.iter().all(|r| started(original) <= started(r))
+        }
+        ReconcileStrategy::BestScore => {
+            let score = |a: &Allocation| {
+                a.metrics
+                    .as_ref()
+                    .and_then(|m| m.scores.iter().find(|s| s.node_id == a.node_id))
+                    .map_or(0.0, |s| s.norm_score)
+            };
+            replacements.iter().all(|r| score(original) >= score(r))
+        }
+    }
+}
+
+/// Names for `n` new allocations: the lowest indexes no live allocation or
+/// pending placement uses.
+fn free_names(job: &Job, tg: &TaskGroup, placing: &[Place<'_>], existing: &[&Allocation], n: usize) -> Vec<String> {
+    let mut used: HashSet<u32> = existing.iter().filter_map(|a| a.index()).collect();
+    for p in placing.iter().filter(|p| p.tg.name == tg.name) {
+        if let Some(i) = index_of(&p.name) {
+            used.insert(i);
+        }
+    }
+    let mut names = Vec::with_capacity(n);
+    let mut i = 0u32;
+    while names.len() < n {
+        if !used.contains(&i) {
+            names.push(Allocation::name_for(&job.id, &tg.name, i));
+        }
+        i += 1;
+    }
+    names
+}
+
+fn index_of(name: &str) -> Option<u32> {
+    let open = name.rfind('[')?;
+    let close = name.rfind(']')?;
+    name.get(open + 1..close)?.parse().ok()
+}
