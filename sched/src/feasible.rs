@@ -74,10 +74,10 @@ impl Feasibility {
         drivers.sort();
         drivers.dedup();
         drivers.retain(|d| !d.is_empty());
-        let mut reasons: Vec<String> = class_checks.iter().map(|c| c.label.clone()).collect();
+        let mut reasons: Vec<String> = class_checks.iter().map(|c| format!("constraint {}", c.label)).collect();
         reasons.extend(drivers.iter().map(|d| format!("missing driver {d}")));
         reasons.extend(ask.device_asks().map(|d| format!("missing devices {}", d.name)));
-        reasons.extend(node_checks.iter().map(|c| c.label.clone()));
+        reasons.extend(node_checks.iter().map(|c| format!("constraint {}", c.label)));
         Feasibility {
             escaped: !node_checks.is_empty(),
             class_checks,
@@ -296,14 +296,14 @@ mod tests {
         bad.name = "bad".into();
         assert_eq!(f.check(&good, 0, &ask), Ok(()));
         let r = f.check(&bad, 0, &ask).unwrap_err();
-        assert_eq!(f.reason(r), "${node.unique.name} != bad");
+        assert_eq!(f.reason(r), "constraint ${node.unique.name} != bad");
         let mut amd = good.clone();
         amd.attributes.insert("cpu.arch".into(), "amd64".into());
         // Same class id as `good`: the cache answers (wrongly, on purpose,
         // to prove it is consulted); a new class id evaluates.
         assert_eq!(f.check(&amd, 0, &ask), Ok(()));
         let r = f.check(&amd, 1, &ask).unwrap_err();
-        assert_eq!(f.reason(r), "${attr.cpu.arch} = arm64");
+        assert_eq!(f.reason(r), "constraint ${attr.cpu.arch} = arm64");
         let mut sick = good.clone();
         sick.drivers.get_mut("exec").unwrap().healthy = false;
         let r = f.check(&sick, 2, &ask).unwrap_err();

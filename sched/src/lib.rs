@@ -32,7 +32,7 @@ mod constraint;
 mod distinct;
 mod feasible;
 mod generic;
-//TMP pub mod heartbeat;
+pub mod heartbeat;
 mod outcome;
 mod rank;
 mod reconcile;
@@ -43,8 +43,8 @@ mod system;
 mod usage;
 pub mod verify;
 
-//TMP #[cfg(test)]
-//TMP mod scenario;
+#[cfg(test)]
+mod scenario;
 
 pub use config::{Algorithm, SchedConfig, max_plan_attempts};
 pub use outcome::Outcome;

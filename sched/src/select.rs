@@ -48,6 +48,10 @@ pub(crate) struct Cluster<'a, S: StateView + ?Sized> {
     offset: usize,
     pub(crate) rng: Rng,
     nodes_in_pool: u32,
+    /// Nodes of the pool outside the job's datacenters.
+    other_dc: u32,
+    /// Nodes of the pool not ready, ineligible or draining.
+    unschedulable: u32,
     available: BTreeMap<String, u32>,
 }
 
@@ -74,13 +78,19 @@ impl<'a, S: StateView + ?Sized> Cluster<'a, S> {
         let mut nodes = Vec::new();
         let mut classes: Vec<Cow<'a, str>> = Vec::new();
         let mut nodes_in_pool = 0;
+        let (mut other_dc, mut unschedulable) = (0, 0);
         let mut available = BTreeMap::new();
         for node in state.nodes() {
             if !pool_matches(&job.node_pool, &node.node_pool) {
                 continue;
             }
             nodes_in_pool += 1;
-            if !node.is_schedulable() || !datacenter_matches(&job.datacenters, &node.datacenter) {
+            if !datacenter_matches(&job.datacenters, &node.datacenter) {
+                other_dc += 1;
+                continue;
+            }
+            if !node.is_schedulable() {
+                unschedulable += 1;
                 continue;
             }
             *available.entry(node.datacenter.clone()).or_insert(0) += 1;
@@ -130,6 +140,8 @@ impl<'a, S: StateView + ?Sized> Cluster<'a, S> {
             offset: 0,
             rng,
             nodes_in_pool,
+            other_dc,
+            unschedulable,
             available,
         };
         for a in state.allocs_by_job(&job.id) {
@@ -593,6 +605,16 @@ impl<'a> GroupPlacer<'a> {
         }
         if ranked.is_empty() {
             m.nodes_available.clone_from(&cluster.available);
+            if cluster.nodes.is_empty() {
+                if cluster.other_dc > 0 {
+                    m.constraint_filtered
+                        .insert("datacenter".into(), cluster.other_dc);
+                }
+                if cluster.unschedulable > 0 {
+                    m.constraint_filtered
+                        .insert("node status, eligibility or drain".into(), cluster.unschedulable);
+                }
+            }
         }
         m.scores = ranked
             .iter()

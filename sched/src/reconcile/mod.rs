@@ -108,10 +108,12 @@ pub(crate) struct Reconciled<'a> {
     pub(crate) desired: BTreeMap<String, DesiredUpdates>,
 }
 
-/// One count slot of a group: an allocation that stays, or a placement.
+/// One count slot of a group: an allocation that stays (`true`: already
+/// counted in the annotations as something other than "ignore"), or a
+/// placement.
 #[derive(Debug)]
 enum Slot<'a> {
-    Existing(&'a Allocation),
+    Existing(&'a Allocation, bool),
     Placing(Place<'a>),
 }
 
@@ -257,7 +259,7 @@ fn group<'a, S: StateView + ?Sized>(
             u.modify_time = now;
             out.updates.push(u);
             d.reconnect += 1;
-            slots.push(Slot::Existing(a));
+            slots.push(Slot::Existing(a, true));
         } else {
             out.stops.push(Stop { alloc: a, desc: why::RECONNECT_LOSER, lost: false });
             d.stop += 1;
@@ -282,7 +284,7 @@ fn group<'a, S: StateView + ?Sized>(
         if replace_on_disconnect && !replaced_by.contains_key(a.id.as_str()) {
             slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
         } else if !replace_on_disconnect {
-            slots.push(Slot::Existing(a));
+            slots.push(Slot::Existing(a, false));
         }
     }
     for &a in &b.unknown {
@@ -292,7 +294,7 @@ fn group<'a, S: StateView + ?Sized>(
         if replace_on_disconnect {
             slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
         } else {
-            slots.push(Slot::Existing(a));
+            slots.push(Slot::Existing(a, false));
         }
     }
     // Migrations: those that must go now, then as many as the group's
@@ -318,7 +320,7 @@ fn group<'a, S: StateView + ?Sized>(
             slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Migrate }));
             d.migrate += 1;
         } else {
-            slots.push(Slot::Existing(a));
+            slots.push(Slot::Existing(a, false));
         }
     }
     for &a in &b.reschedule_now {
@@ -327,7 +329,7 @@ fn group<'a, S: StateView + ?Sized>(
     }
     for &(a, t) in &b.reschedule_later {
         later.push((a, t));
-        slots.push(Slot::Existing(a));
+        slots.push(Slot::Existing(a, true));
         d.reschedule_later += 1;
     }
 
@@ -339,8 +341,7 @@ fn group<'a, S: StateView + ?Sized>(
             continue;
         }
         if a.job_version == job.version || a.client_status == ClientStatus::Complete {
-            slots.push(Slot::Existing(a));
-            d.ignore += 1;
+            slots.push(Slot::Existing(a, false));
             continue;
         }
         let old_job = state.job_version(&job.id, a.job_version);
@@ -349,7 +350,7 @@ fn group<'a, S: StateView + ?Sized>(
             (Some(oj), Some(otg)) if !update::destructive(oj, otg, job, tg) => {
                 out.inplace.push((tg, a));
                 d.in_place_update += 1;
-                slots.push(Slot::Existing(a));
+                slots.push(Slot::Existing(a, true));
             }
             _ => outdated.push(a),
         }
@@ -397,11 +398,15 @@ fn group<'a, S: StateView + ?Sized>(
     }
     let kept = slots.len() + outdated.len();
     for s in slots {
-        if let Slot::Placing(p) = s {
-            if matches!(p.kind, PlaceKind::Lost | PlaceKind::Disconnect) {
-                d.place += 1;
+        match s {
+            Slot::Placing(p) => {
+                if matches!(p.kind, PlaceKind::Lost | PlaceKind::Disconnect) {
+                    d.place += 1;
+                }
+                out.place.push(p);
             }
-            out.place.push(p);
+            Slot::Existing(_, false) => d.ignore += 1,
+            Slot::Existing(_, true) => {}
         }
     }
     // New allocations, unless a deployment holds them back.
@@ -434,12 +439,12 @@ fn add_desired(into: &mut DesiredUpdates, d: &DesiredUpdates) {
 fn drop_surplus<'a>(out: &mut Reconciled<'a>, slots: &mut Vec<Slot<'a>>, n: usize, d: &mut DesiredUpdates) {
     let rank = |s: &Slot<'_>| match s {
         Slot::Placing(p) => (0, u32::MAX - p.previous.and_then(Allocation::index).unwrap_or(0)),
-        Slot::Existing(a) => (1, u32::MAX - a.index().unwrap_or(0)),
+        Slot::Existing(a, _) => (1, u32::MAX - a.index().unwrap_or(0)),
     };
     slots.sort_by_key(rank);
     for s in slots.drain(..n.min(slots.len())) {
         match s {
-            Slot::Existing(a) => {
+            Slot::Existing(a, _) => {
                 out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
                 d.stop += 1;
             }
