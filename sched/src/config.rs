@@ -20,7 +20,8 @@ pub struct SchedConfig {
     /// Nodes scoring at or below zero that may be passed over while
     /// better ones are looked for (Nomad: 3).
     pub max_skip: usize,
-    /// The best-scoring nodes kept in an allocation's metrics.
+    /// The best-scoring nodes kept in an allocation's metrics (the chosen
+    /// one first). Each costs a few small allocations per placement.
     pub retained_scores: usize,
     /// A failed allocation whose reschedule time is this close is
     /// replaced now rather than by a follow-up evaluation (Nomad: 1s).
@@ -37,7 +38,7 @@ impl Default for SchedConfig {
             min_candidates: 2,
             widened_candidates: 48,
             max_skip: 3,
-            retained_scores: 3,
+            retained_scores: 1,
             reschedule_window: Duration::from_secs(1),
             followup_batch_window: Duration::from_secs(5),
         }

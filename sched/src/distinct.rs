@@ -91,6 +91,9 @@ impl Distinct {
     /// Whether one more allocation of the scope may go to `node`, which
     /// already runs `on_node` of them.
     pub(crate) fn check(&self, node: &Node, on_node: u32) -> Result<(), DistinctReason> {
+        if self.is_empty() {
+            return Ok(());
+        }
         if self.hosts && on_node > 0 {
             return Err(DistinctReason::Hosts);
         }

@@ -108,7 +108,7 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
             &mut cluster,
             &mut placers,
             &mut fin,
-            &p,
+            p,
             eval,
             rec.deployment_id.as_deref(),
             now,
@@ -164,7 +164,7 @@ fn place_one<'a, S: StateView + ?Sized>(
     cluster: &mut Cluster<'a, S>,
     placers: &mut BTreeMap<&'a str, GroupPlacer<'a>>,
     fin: &mut Finish,
-    p: &Place<'a>,
+    p: Place<'a>,
     eval: &Evaluation,
     deployment_id: Option<&str>,
     now: i64,
@@ -197,10 +197,11 @@ fn place_one<'a, S: StateView + ?Sized>(
         Ok(picked) => {
             placer.commit(cluster, &picked);
             let job = cluster.job;
+            let (kind, previous) = (p.kind, p.previous);
             let alloc = new_alloc(rng, eval, job, p, picked, deployment_id, now);
             plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
-            if let (true, Some(prev)) = (p.kind.stops_previous(), p.previous) {
-                push_stop(plan, prev, p.kind.stop_reason(), false, now);
+            if let (true, Some(prev)) = (kind.stops_previous(), previous) {
+                push_stop(plan, prev, kind.stop_reason(), false, now);
             }
         }
         Err(metric) => {
@@ -219,7 +220,7 @@ fn new_alloc(
     rng: &mut Rng,
     eval: &Evaluation,
     job: &Job,
-    p: &Place<'_>,
+    p: Place<'_>,
     picked: Picked<'_>,
     deployment_id: Option<&str>,
     now: i64,
@@ -233,7 +234,7 @@ fn new_alloc(
     Allocation {
         id: rng.uuid(),
         eval_id: eval.id.clone(),
-        name: p.name.clone(),
+        name: p.name,
         node_id: picked.node.id.clone(),
         node_name: picked.node.name.clone(),
         job_id: job.id.clone(),
@@ -259,9 +260,9 @@ fn new_alloc(
 /// Fills the blocked evaluation's class eligibility: a class is eligible
 /// when a failed group found it feasible, ineligible when every failed
 /// group found it infeasible, and left out when not looked at.
-pub(crate) fn block_info<S: StateView + ?Sized>(
-    cluster: &Cluster<'_, S>,
-    placers: &BTreeMap<&str, GroupPlacer<'_>>,
+pub(crate) fn block_info<'a, S: StateView + ?Sized>(
+    cluster: &Cluster<'a, S>,
+    placers: &BTreeMap<&'a str, GroupPlacer<'a>>,
     fin: &mut Finish,
 ) {
     let failed: Vec<&GroupPlacer<'_>> = placers

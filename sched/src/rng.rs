@@ -70,16 +70,19 @@ impl Rng {
 
     /// A random version-4 UUID in its usual text form.
     pub fn uuid(&mut self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let hi = (self.next_u64() & !0xf000) | 0x4000;
         let lo = (self.next_u64() & !(0xc000 << 48)) | (0x8000 << 48);
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
+        let bytes = (u128::from(hi) << 64) | u128::from(lo);
+        let mut s = String::with_capacity(36);
+        for i in 0..32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                s.push('-');
+            }
+            let nibble = (bytes >> (124 - 4 * i)) & 0xf;
+            s.push(char::from(HEX[nibble as usize]));
+        }
+        s
     }
 }
 

@@ -12,10 +12,13 @@ use std::collections::BTreeMap;
 
 use wren_model::{
     AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Node,
-    NodeDeviceResource, TaskGroup,
+    NodeDeviceResource,
 };
 
-use crate::constraint::Check;
+mod ask;
+
+pub(crate) use ask::{Ask, DeviceAsk, PortAsk};
+
 use crate::rng::Rng;
 
 /// Default dynamic port range when a node does not say.
@@ -23,127 +26,31 @@ pub(crate) const DEFAULT_MIN_DYNAMIC_PORT: u16 = 20_000;
 /// Default dynamic port range when a node does not say.
 pub(crate) const DEFAULT_MAX_DYNAMIC_PORT: u16 = 32_000;
 
-/// A request for device instances, prepared once per group.
-#[derive(Debug)]
-pub(crate) struct DeviceAsk {
-    pub(crate) name: String,
-    pub(crate) count: u32,
-    pub(crate) constraints: Vec<Check>,
-    pub(crate) affinities: Vec<Check>,
-}
-
-impl DeviceAsk {
-    /// Whether a device group is the kind asked for and passes the
-    /// constraints (not whether instances are free).
-    pub(crate) fn accepts(&self, dev: &NodeDeviceResource) -> bool {
-        dev.matches(&self.name) && self.constraints.iter().all(|c| c.device_matches(dev))
-    }
-
-    fn affinity(&self, dev: &NodeDeviceResource) -> f64 {
-        let total: f64 = self.affinities.iter().map(|a| f64::from(a.weight).abs()).sum();
-        if total == 0.0 {
-            return 0.0;
-        }
-        let got: f64 = self
-            .affinities
-            .iter()
-            .filter(|a| a.device_matches(dev))
-            .map(|a| f64::from(a.weight))
-            .sum();
-        got / total
-    }
-}
-
-/// One task's needs.
-#[derive(Debug)]
-pub(crate) struct TaskAsk {
-    pub(crate) name: String,
+/// A node's allocatable capacity, flattened so the scan over candidates
+/// does not touch the (large, scattered) node records.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cap {
     pub(crate) cpu: u64,
-    pub(crate) cores: u32,
     pub(crate) memory_mb: u64,
-    pub(crate) memory_max_mb: u64,
-    pub(crate) devices: Vec<DeviceAsk>,
-}
-
-/// A port the group wants: fixed (`value` set) or dynamic.
-#[derive(Debug)]
-pub(crate) struct PortAsk {
-    pub(crate) label: String,
-    pub(crate) value: Option<u16>,
-    pub(crate) to: u16,
-    pub(crate) host_network: String,
-}
-
-/// Everything a group asks of one node.
-#[derive(Debug)]
-pub(crate) struct Ask {
-    pub(crate) tasks: Vec<TaskAsk>,
     pub(crate) disk_mb: u64,
-    pub(crate) ports: Vec<PortAsk>,
-    /// Sum of cpu over tasks without exclusive cores.
-    pub(crate) shared_cpu: u64,
-    pub(crate) cores: u32,
-    pub(crate) memory_mb: u64,
+    /// MHz one exclusive core is worth.
+    pub(crate) per_core: u64,
 }
 
-impl Ask {
-    /// Prepares a group's ask.
-    pub(crate) fn new(tg: &TaskGroup) -> Ask {
-        let tasks: Vec<TaskAsk> = tg
-            .tasks
-            .iter()
-            .map(|t| TaskAsk {
-                name: t.name.clone(),
-                cpu: u64::from(t.resources.cpu),
-                cores: t.resources.cores,
-                memory_mb: t.resources.memory_mb,
-                memory_max_mb: t.resources.memory_max_mb,
-                devices: t
-                    .resources
-                    .devices
-                    .iter()
-                    .map(|d| DeviceAsk {
-                        name: d.name.clone(),
-                        count: d.count.max(1),
-                        constraints: d.constraints.iter().map(Check::constraint).collect(),
-                        affinities: d.affinities.iter().map(Check::affinity).collect(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let mut ports = Vec::new();
-        for net in &tg.networks {
-            for p in &net.reserved_ports {
-                ports.push(PortAsk {
-                    label: p.label.clone(),
-                    value: Some(p.value),
-                    to: p.to,
-                    host_network: p.host_network.clone(),
-                });
-            }
-            for p in &net.dynamic_ports {
-                ports.push(PortAsk {
-                    label: p.label.clone(),
-                    value: None,
-                    to: p.to,
-                    host_network: p.host_network.clone(),
-                });
-            }
-        }
-        Ask {
-            shared_cpu: tasks.iter().filter(|t| t.cores == 0).map(|t| t.cpu).sum(),
-            cores: tasks.iter().map(|t| t.cores).sum(),
-            memory_mb: tasks.iter().map(|t| t.memory_mb).sum(),
-            disk_mb: tg.ephemeral_disk.size_mb,
-            tasks,
-            ports,
+impl Cap {
+    pub(crate) fn of(node: &Node) -> Cap {
+        let a = node.allocatable();
+        Cap {
+            cpu: u64::from(a.cpu),
+            memory_mb: a.memory_mb,
+            disk_mb: a.disk_mb,
+            per_core: u64::from(node.resources.cpu) / u64::from(node.resources.cores.max(1)),
         }
     }
 
-    /// Every device ask, flattened, in task order (the index used by
-    /// [`Exhausted::Device`]).
-    pub(crate) fn device_asks(&self) -> impl Iterator<Item = &DeviceAsk> {
-        self.tasks.iter().flat_map(|t| t.devices.iter())
+    /// The cpu `ask` takes here (exclusive cores at this node's MHz).
+    pub(crate) fn cpu_of(&self, ask: &Ask) -> u64 {
+        ask.shared_cpu + u64::from(ask.cores) * self.per_core
     }
 }
 
@@ -352,11 +259,8 @@ impl NodeUsage {
 
     /// Whether `ask` fits beside what is handed out, without building the
     /// grant (the scan over candidate nodes calls this for every node).
-    pub(crate) fn check(&self, node: &Node, ask: &Ask, reserved_ports: &[(u16, u16)]) -> Result<(), Exhausted> {
-        let cap = node.allocatable();
-        let per_core = u64::from(node.resources.cpu) / u64::from(node.resources.cores.max(1));
-        let cpu = ask.shared_cpu + u64::from(ask.cores) * per_core;
-        if self.cpu + cpu > u64::from(cap.cpu) {
+    pub(crate) fn check(&self, node: &Node, cap: &Cap, ask: &Ask, reserved_ports: &[(u16, u16)]) -> Result<(), Exhausted> {
+        if self.cpu + cap.cpu_of(ask) > cap.cpu {
             return Err(Exhausted::Cpu);
         }
         if self.memory_mb + ask.memory_mb > cap.memory_mb {
@@ -364,6 +268,9 @@ impl NodeUsage {
         }
         if self.disk_mb + ask.disk_mb > cap.disk_mb {
             return Err(Exhausted::Disk);
+        }
+        if ask.simple {
+            return Ok(());
         }
         if ask.cores > 0 {
             let used = (0..node.resources.cores).filter(|&c| self.core_used(c)).count() as u32;
@@ -429,8 +336,9 @@ impl NodeUsage {
         reserved_ports: &[(u16, u16)],
         rng: &mut Rng,
     ) -> Result<AllocatedResources, Exhausted> {
-        self.check(node, ask, reserved_ports)?;
-        let per_core = u64::from(node.resources.cpu) / u64::from(node.resources.cores.max(1));
+        let cap = Cap::of(node);
+        self.check(node, &cap, ask, reserved_ports)?;
+        let per_core = cap.per_core;
         let mut next_core = 0u32;
         let mut taken_devices: Vec<(usize, usize)> = Vec::new();
         let mut device_index = 0usize;
@@ -476,13 +384,6 @@ impl NodeUsage {
             disk_mb: ask.disk_mb,
             ports,
         })
-    }
-
-    /// The cpu the ask takes on this node (exclusive cores count at the
-    /// node's MHz per core).
-    pub(crate) fn ask_cpu(node: &Node, ask: &Ask) -> u64 {
-        let per_core = u64::from(node.resources.cpu) / u64::from(node.resources.cores.max(1));
-        ask.shared_cpu + u64::from(ask.cores) * per_core
     }
 
     fn pick_devices(
@@ -653,129 +554,4 @@ fn in_ranges(ranges: &[(u16, u16)], p: u16) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use wren_model::{NetworkResource, NodeDevice, NodeNetwork, Port, RequestedDevice, Resources, Task};
-
-    fn node() -> Node {
-        let mut n = Node {
-            id: "n1".into(),
-            ..Node::default()
-        };
-        n.resources.cpu = 4000;
-        n.resources.cores = 4;
-        n.resources.memory_mb = 4096;
-        n.resources.disk_mb = 10_000;
-        n.reserved.cores = vec![0];
-        n.reserved.ports = "22, 20000-20010, bogus".into();
-        n.resources.min_dynamic_port = 20_000;
-        n.resources.max_dynamic_port = 20_012;
-        n.resources.networks = vec![NodeNetwork {
-            device: "eth0".into(),
-            ip: "10.0.0.5".into(),
-            host_network: "default".into(),
-        }];
-        n.resources.devices = vec![NodeDeviceResource {
-            vendor: "nvidia".into(),
-            device_type: "gpu".into(),
-            name: "T4".into(),
-            instances: vec![
-                NodeDevice { id: "g0".into(), healthy: true, ..NodeDevice::default() },
-                NodeDevice { id: "g1".into(), healthy: false, ..NodeDevice::default() },
-                NodeDevice { id: "g2".into(), healthy: true, ..NodeDevice::default() },
-            ],
-            ..NodeDeviceResource::default()
-        }];
-        n
-    }
-
-    fn group(cpu: u32, cores: u32, mem: u64, gpus: u32, ports: (usize, usize)) -> TaskGroup {
-        TaskGroup {
-            name: "g".into(),
-            tasks: vec![Task {
-                name: "t".into(),
-                resources: Resources {
-                    cpu,
-                    cores,
-                    memory_mb: mem,
-                    devices: (gpus > 0)
-                        .then(|| RequestedDevice { name: "nvidia/gpu".into(), count: gpus, ..Default::default() })
-                        .into_iter()
-                        .collect(),
-                    ..Resources::default()
-                },
-                ..Task::default()
-            }],
-            networks: vec![NetworkResource {
-                reserved_ports: (0..ports.0)
-                    .map(|i| Port { label: format!("r{i}"), value: 8080 + i as u16, ..Port::default() })
-                    .collect(),
-                dynamic_ports: (0..ports.1)
-                    .map(|i| Port { label: format!("d{i}"), ..Port::default() })
-                    .collect(),
-                ..NetworkResource::default()
-            }],
-            ..TaskGroup::default()
-        }
-    }
-
-    #[test]
-    fn grants_cores_devices_ports_and_runs_out() {
-        let n = node();
-        let reserved = parse_port_ranges(&n.reserved.ports);
-        assert_eq!(reserved, vec![(22, 22), (20_000, 20_010)]);
-        let mut rng = Rng::new(1);
-        let mut u = NodeUsage::new(&n);
-        let ask = Ask::new(&group(0, 2, 1024, 1, (1, 1)));
-        let got = u.fit(&n, &ask, &reserved, &mut rng).unwrap();
-        let t = &got.tasks["t"];
-        assert_eq!(t.cores, vec![1, 2], "core 0 is reserved");
-        assert_eq!(t.cpu, 2000, "two cores' worth of MHz");
-        assert_eq!(t.devices[0].device_ids, vec!["g0"]);
-        assert_eq!(got.ports[0].value, 8080);
-        assert!(matches!(got.ports[1].value, 20_011 | 20_012), "{:?}", got.ports);
-        assert_eq!(got.ports[0].host_ip, "10.0.0.5");
-        u.add(&n, &got).unwrap();
-
-        let again = u.fit(&n, &ask, &reserved, &mut rng);
-        assert_eq!(again, Err(Exhausted::Cores), "only core 3 is left");
-        let one_core = Ask::new(&group(0, 1, 100, 1, (0, 1)));
-        let got2 = u.fit(&n, &one_core, &reserved, &mut rng).unwrap();
-        assert_eq!(got2.tasks["t"].devices[0].device_ids, vec!["g2"], "g1 is unhealthy");
-        u.add(&n, &got2).unwrap();
-        let gpu = Ask::new(&group(10, 0, 10, 1, (0, 0)));
-        assert_eq!(u.fit(&n, &gpu, &reserved, &mut rng), Err(Exhausted::Device(0)));
-        let port = Ask::new(&group(10, 0, 10, 0, (1, 0)));
-        assert_eq!(u.fit(&n, &port, &reserved, &mut rng), Err(Exhausted::ReservedPort(8080)));
-        let dynamic = Ask::new(&group(10, 0, 10, 0, (0, 1)));
-        assert_eq!(u.fit(&n, &dynamic, &reserved, &mut rng), Err(Exhausted::DynamicPorts));
-        let mem = Ask::new(&group(10, 0, 4000, 0, (0, 0)));
-        assert_eq!(u.fit(&n, &mem, &reserved, &mut rng), Err(Exhausted::Memory));
-        let cpu = Ask::new(&group(3000, 0, 10, 0, (0, 0)));
-        assert_eq!(u.fit(&n, &cpu, &reserved, &mut rng), Err(Exhausted::Cpu));
-
-        u.remove(&n, &got);
-        assert!(u.fit(&n, &ask, &reserved, &mut rng).is_ok(), "freed by remove");
-    }
-
-    #[test]
-    fn overlaps_are_reported() {
-        let n = node();
-        let mut u = NodeUsage::new(&n);
-        let res = AllocatedResources {
-            tasks: BTreeMap::from([(
-                "t".into(),
-                AllocatedTaskResources { cores: vec![0], ..Default::default() },
-            )]),
-            ..Default::default()
-        };
-        assert_eq!(u.add(&n, &res), Err(Overlap::Core(0)), "core 0 is reserved");
-        let ports = AllocatedResources {
-            ports: vec![AllocatedPort { value: 22, ..Default::default() }],
-            ..Default::default()
-        };
-        u.add(&n, &ports).unwrap();
-        assert_eq!(u.outside_node(&n, &parse_port_ranges("22")), Some(Overlap::Port(22)));
-        assert_eq!(u.add(&n, &ports), Err(Overlap::Port(22)));
-    }
-}
+mod tests;
