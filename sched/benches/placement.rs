@@ -44,15 +44,27 @@ fn fleet(n: usize, seed: u64) -> MemState {
             ..Node::default()
         };
         let attrs = &mut node.attributes;
-        attrs.insert("cpu.arch".into(), if arm { "arm64" } else { "amd64" }.into());
+        attrs.insert(
+            "cpu.arch".into(),
+            if arm { "arm64" } else { "amd64" }.into(),
+        );
         attrs.insert("kernel.name".into(), "linux".into());
         attrs.insert(
             "kernel.version".into(),
             ["5.4.0", "5.15.0", "6.1.0", "6.6.0"][rng.below(4) as usize].into(),
         );
-        attrs.insert("os.name".into(), if rng.below(10) == 0 { "alpine" } else { "debian" }.into());
+        attrs.insert(
+            "os.name".into(),
+            if rng.below(10) == 0 {
+                "alpine"
+            } else {
+                "debian"
+            }
+            .into(),
+        );
         attrs.insert("unique.hostname".into(), node.name.clone());
-        node.meta.insert("rack".into(), format!("r{}", rng.below(40)));
+        node.meta
+            .insert("rack".into(), format!("r{}", rng.below(40)));
         node.drivers.insert(
             "exec".into(),
             DriverInfo {
@@ -111,10 +123,22 @@ fn job(count: u32, spread: bool) -> Job {
             attribute: "${node.datacenter}".into(),
             weight: 100,
             targets: vec![
-                SpreadTarget { value: "edge-a".into(), percent: 40 },
-                SpreadTarget { value: "edge-b".into(), percent: 30 },
-                SpreadTarget { value: "edge-c".into(), percent: 20 },
-                SpreadTarget { value: "core".into(), percent: 10 },
+                SpreadTarget {
+                    value: "edge-a".into(),
+                    percent: 40,
+                },
+                SpreadTarget {
+                    value: "edge-b".into(),
+                    percent: 30,
+                },
+                SpreadTarget {
+                    value: "edge-c".into(),
+                    percent: 20,
+                },
+                SpreadTarget {
+                    value: "core".into(),
+                    percent: 10,
+                },
             ],
         });
     }
@@ -210,10 +234,15 @@ fn main() {
     let only = flag("--only");
     if let Some(n) = flag("--fixed-only") {
         let row = run_count(n, true, runs, 1);
-        println!("fixed cost on {n} nodes: {:?} cpu", row.cpu.unwrap_or(row.wall));
+        println!(
+            "fixed cost on {n} nodes: {:?} cpu",
+            row.cpu.unwrap_or(row.wall)
+        );
         return;
     }
-    println!("| nodes | spread | placements | median wall | median cpu | placements/s (cpu) | per placement (cpu) |");
+    println!(
+        "| nodes | spread | placements | median wall | median cpu | placements/s (cpu) | per placement (cpu) |"
+    );
     println!("| ---: | :---: | ---: | ---: | ---: | ---: | ---: |");
     for &(nodes, spread) in &[
         (1_000, true),

@@ -179,12 +179,16 @@ impl Check {
             _ => None,
         };
         let matcher = match (op, literal) {
-            (Operator::Regexp, Some(p)) => compile_regexp(p).map_or(Matcher::Invalid, Matcher::Regex),
+            (Operator::Regexp, Some(p)) => {
+                compile_regexp(p).map_or(Matcher::Invalid, Matcher::Regex)
+            }
             (Operator::Version, Some(v)) => VersionConstraint::parse(v, Flavor::Lenient)
                 .map_or(Matcher::Invalid, Matcher::Version),
             (Operator::Semver, Some(v)) => VersionConstraint::parse(v, Flavor::Semver)
                 .map_or(Matcher::Invalid, Matcher::Version),
-            (Operator::SetContains | Operator::SetContainsAny, Some(v)) => Matcher::Set(split_set(v)),
+            (Operator::SetContains | Operator::SetContainsAny, Some(v)) => {
+                Matcher::Set(split_set(v))
+            }
             _ => Matcher::Plain,
         };
         let label = if value.is_empty() {
@@ -305,7 +309,9 @@ fn values_equal(l: &str, r: &str) -> bool {
 /// Numeric when both parse with compatible units, lexical otherwise.
 fn compare(l: &str, r: &str) -> Ordering {
     match (Quantity::parse(l), Quantity::parse(r)) {
-        (Some(a), Some(b)) if a.kind == b.kind => a.value.partial_cmp(&b.value).unwrap_or(Ordering::Equal),
+        (Some(a), Some(b)) if a.kind == b.kind => {
+            a.value.partial_cmp(&b.value).unwrap_or(Ordering::Equal)
+        }
         _ => l.cmp(r),
     }
 }
@@ -420,8 +426,16 @@ mod tests {
         assert!(holds("${node.pool}", Operator::Eq, "edge"));
         assert!(holds("${meta.rack}", Operator::Eq, "r1"));
         assert!(holds("${attr.driver.qemu}", Operator::Eq, "1"));
-        assert!(holds("${attr.driver.qemu.version}", Operator::Version, ">= 10"));
-        assert!(holds("${attr.unique.hostname}", Operator::Eq, "${node.unique.name}"));
+        assert!(holds(
+            "${attr.driver.qemu.version}",
+            Operator::Version,
+            ">= 10"
+        ));
+        assert!(holds(
+            "${attr.unique.hostname}",
+            Operator::Eq,
+            "${node.unique.name}"
+        ));
         assert!(!holds("${attr.nope}", Operator::Eq, "x"));
         assert!(!holds("${bogus.thing}", Operator::Eq, "x"));
     }
@@ -431,15 +445,26 @@ mod tests {
         assert!(holds("${attr.cpu.arch}", Operator::Ne, "amd64"));
         assert!(holds("${attr.nope}", Operator::Ne, "amd64"));
         assert!(holds("${attr.cpu.numcores}", Operator::Gt, "2"));
-        assert!(!holds("${attr.cpu.numcores}", Operator::Gt, "10"), "numeric, not lexical");
+        assert!(
+            !holds("${attr.cpu.numcores}", Operator::Gt, "10"),
+            "numeric, not lexical"
+        );
         assert!(holds("${attr.cpu.numcores}", Operator::Ge, "4"));
         assert!(holds("${attr.cpu.numcores}", Operator::Lt, "16"));
         assert!(holds("${attr.cpu.numcores}", Operator::Le, "4"));
         assert!(holds("${attr.cpu.arch}", Operator::Lt, "b"), "lexical");
         assert!(holds("${attr.cpu.arch}", Operator::Regexp, "^arm"));
         assert!(!holds("${attr.cpu.arch}", Operator::Regexp, "(unclosed"));
-        assert!(holds("${attr.kernel.version}", Operator::Version, ">= 5.10, < 7"));
-        assert!(holds("${attr.kernel.version}", Operator::Semver, "~> 6.1.0"));
+        assert!(holds(
+            "${attr.kernel.version}",
+            Operator::Version,
+            ">= 5.10, < 7"
+        ));
+        assert!(holds(
+            "${attr.kernel.version}",
+            Operator::Semver,
+            "~> 6.1.0"
+        ));
         assert!(holds("${attr.features}", Operator::SetContains, "a,c"));
         assert!(!holds("${attr.features}", Operator::SetContains, "a,d"));
         assert!(holds("${attr.features}", Operator::SetContainsAny, "d,b"));

@@ -80,10 +80,10 @@ impl Distinct {
     /// Forgets an allocation of the scope on `node` (it is being replaced).
     pub(crate) fn unrecord(&mut self, node: &Node) {
         for p in &mut self.props {
-            if let Some(v) = p.target.node_value(node) {
-                if let Some(n) = p.counts.get_mut(v.as_ref()) {
-                    *n = n.saturating_sub(1);
-                }
+            if let Some(v) = p.target.node_value(node)
+                && let Some(n) = p.counts.get_mut(v.as_ref())
+            {
+                *n = n.saturating_sub(1);
             }
         }
     }
@@ -112,7 +112,9 @@ impl Distinct {
     pub(crate) fn label(&self, r: DistinctReason) -> &str {
         match r {
             DistinctReason::Hosts => "distinct_hosts",
-            DistinctReason::Property(i) => self.props.get(i).map_or("distinct_property", |p| &p.label),
+            DistinctReason::Property(i) => {
+                self.props.get(i).map_or("distinct_property", |p| &p.label)
+            }
         }
     }
 }
@@ -146,9 +148,16 @@ mod tests {
         d.record(&b);
         let c = node("c", "r1");
         assert_eq!(d.check(&c, 0), Err(DistinctReason::Property(0)));
-        assert_eq!(d.label(DistinctReason::Property(0)), "distinct_property ${meta.rack}");
+        assert_eq!(
+            d.label(DistinctReason::Property(0)),
+            "distinct_property ${meta.rack}"
+        );
         assert_eq!(d.check(&node("d", "r2"), 0), Ok(()));
-        assert_eq!(d.check(&Node::default(), 0), Err(DistinctReason::Property(0)), "no rack");
+        assert_eq!(
+            d.check(&Node::default(), 0),
+            Err(DistinctReason::Property(0)),
+            "no rack"
+        );
         let off = Distinct::new([Constraint::new("", Operator::DistinctHosts, "false")].iter());
         assert!(off.is_empty());
     }

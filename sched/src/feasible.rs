@@ -74,10 +74,20 @@ impl Feasibility {
         drivers.sort();
         drivers.dedup();
         drivers.retain(|d| !d.is_empty());
-        let mut reasons: Vec<String> = class_checks.iter().map(|c| format!("constraint {}", c.label)).collect();
+        let mut reasons: Vec<String> = class_checks
+            .iter()
+            .map(|c| format!("constraint {}", c.label))
+            .collect();
         reasons.extend(drivers.iter().map(|d| format!("missing driver {d}")));
-        reasons.extend(ask.device_asks().map(|d| format!("missing devices {}", d.name)));
-        reasons.extend(node_checks.iter().map(|c| format!("constraint {}", c.label)));
+        reasons.extend(
+            ask.device_asks()
+                .map(|d| format!("missing devices {}", d.name)),
+        );
+        reasons.extend(
+            node_checks
+                .iter()
+                .map(|c| format!("constraint {}", c.label)),
+        );
         Feasibility {
             escaped: !node_checks.is_empty(),
             class_checks,
@@ -100,7 +110,9 @@ impl Feasibility {
 
     /// The label of a reason.
     pub(crate) fn reason(&self, r: Reason) -> &str {
-        self.reasons.get(r as usize).map_or("unknown", String::as_str)
+        self.reasons
+            .get(r as usize)
+            .map_or("unknown", String::as_str)
     }
 
     /// How many reasons there are.
@@ -231,8 +243,16 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// Whether a node is in the job's node pool (`all` takes every pool).
 pub(crate) fn pool_matches(job_pool: &str, node_pool: &str) -> bool {
-    let job_pool = if job_pool.is_empty() { "default" } else { job_pool };
-    let node_pool = if node_pool.is_empty() { "default" } else { node_pool };
+    let job_pool = if job_pool.is_empty() {
+        "default"
+    } else {
+        job_pool
+    };
+    let node_pool = if node_pool.is_empty() {
+        "default"
+    } else {
+        node_pool
+    };
     job_pool == "all" || job_pool == node_pool
 }
 

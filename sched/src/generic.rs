@@ -57,7 +57,10 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
     }
     for u in rec.updates {
         if !stopping.contains(&u.id) {
-            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            plan.node_allocation
+                .entry(u.node_id.clone())
+                .or_default()
+                .push(u);
         }
     }
     plan.deployment = rec.deployment;
@@ -79,9 +82,16 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
             u.job_version = job.version;
             u.modify_time = now;
             u.desired_description = "alloc updated in place".into();
-            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            plan.node_allocation
+                .entry(u.node_id.clone())
+                .or_default()
+                .push(u);
         } else {
-            if let Some(d) = plan.annotations.as_mut().and_then(|x| x.desired_tg_updates.get_mut(&tg.name)) {
+            if let Some(d) = plan
+                .annotations
+                .as_mut()
+                .and_then(|x| x.desired_tg_updates.get_mut(&tg.name))
+            {
                 d.in_place_update = d.in_place_update.saturating_sub(1);
                 d.destructive_update += 1;
             }
@@ -98,7 +108,8 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
         .into_iter()
         .partition(|p| p.kind == PlaceKind::Destructive);
     first.append(&mut destructive);
-    let mut fin = Finish::default();
+    let mut fin = Finish::new(state.index(), now);
+    fin.followups = rec.followups;
     for tg in &job.task_groups {
         fin.queued.insert(tg.name.clone(), 0);
     }
@@ -117,7 +128,7 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
     }
     block_info(&cluster, &placers, &mut fin);
     let mut rng = placement_seed;
-    outcome::finish(&mut rng, eval, Some(job), plan, fin, rec.followups, state.index(), now)
+    outcome::finish(&mut rng, eval, Some(job), plan, fin)
 }
 
 /// The plan's header for `job`.
@@ -145,7 +156,10 @@ pub(crate) fn push_stop(plan: &mut Plan, a: &Allocation, desc: &str, lost: bool,
     s.task_states.clear();
     s.metrics = None;
     s.modify_time = now;
-    plan.node_update.entry(a.node_id.clone()).or_default().push(s);
+    plan.node_update
+        .entry(a.node_id.clone())
+        .or_default()
+        .push(s);
 }
 
 pub(crate) fn placer<'a, 'p, S: StateView + ?Sized>(
@@ -199,16 +213,17 @@ fn place_one<'a, S: StateView + ?Sized>(
             let job = cluster.job;
             let (kind, previous) = (p.kind, p.previous);
             let alloc = new_alloc(rng, eval, job, p, picked, deployment_id, now);
-            plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+            plan.node_allocation
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
             if let (true, Some(prev)) = (kind.stops_previous(), previous) {
                 push_stop(plan, prev, kind.stop_reason(), false, now);
             }
         }
         Err(metric) => {
-            if released {
-                if let Some(prev) = p.previous {
-                    placer.reclaim(cluster, prev);
-                }
+            if released && let Some(prev) = p.previous {
+                placer.reclaim(cluster, prev);
             }
             fin.failed.insert(tg.name.clone(), *metric);
             *fin.queued.entry(tg.name.clone()).or_insert(0) += 1;
@@ -226,9 +241,12 @@ fn new_alloc(
     now: i64,
 ) -> Allocation {
     let tg = p.tg;
-    let rolling = job.job_type == JobType::Service && tg.update.as_ref().is_some_and(|u| u.is_rolling());
+    let rolling =
+        job.job_type == JobType::Service && tg.update.as_ref().is_some_and(|u| u.is_rolling());
     let reschedule_tracker = match (p.kind, p.previous) {
-        (PlaceKind::Reschedule, Some(prev)) => reschedule::tracker_for(tg.reschedule.as_ref(), prev, now),
+        (PlaceKind::Reschedule, Some(prev)) => {
+            reschedule::tracker_for(tg.reschedule.as_ref(), prev, now)
+        }
         _ => Vec::new(),
     };
     Allocation {
@@ -275,7 +293,8 @@ pub(crate) fn block_info<'a, S: StateView + ?Sized>(
     }
     fin.escaped = failed.iter().any(|p| p.escaped(cluster));
     for (c, name) in cluster.class_names.iter().enumerate() {
-        let verdicts: Vec<Option<bool>> = failed.iter().map(|p| p.class_verdict(c as u32)).collect();
+        let verdicts: Vec<Option<bool>> =
+            failed.iter().map(|p| p.class_verdict(c as u32)).collect();
         if verdicts.contains(&Some(true)) {
             fin.class_eligibility.insert(name.to_string(), true);
         } else if verdicts.iter().all(|v| *v == Some(false)) {

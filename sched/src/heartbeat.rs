@@ -168,7 +168,10 @@ mod tests {
         let mut seen = BTreeSet::new();
         for i in 0..50 {
             let ttl = h.heartbeat(&format!("n{i}"), 0);
-            assert!(ttl >= Duration::from_secs(10) && ttl < Duration::from_secs(20), "{ttl}");
+            assert!(
+                ttl >= Duration::from_secs(10) && ttl < Duration::from_secs(20),
+                "{ttl}"
+            );
             seen.insert(ttl);
         }
         assert!(seen.len() > 40, "staggered");

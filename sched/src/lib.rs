@@ -51,7 +51,9 @@ pub use outcome::Outcome;
 pub use rng::Rng;
 pub use state::{MemState, StateView};
 
-use wren_model::{EvalStatus, Evaluation, JobType};
+use wren_model::{
+    DeploymentStatus, DeploymentStatusUpdate, DesiredUpdates, Evaluation, Job, PlanAnnotations,
+};
 
 /// Schedules one evaluation against `state` at `now` (unix nanoseconds).
 /// `seed` drives every random choice (node order, dynamic ports, ids).
@@ -68,55 +70,52 @@ pub fn schedule<S: StateView + ?Sized>(
 ) -> Outcome {
     let rng = Rng::new(seed);
     match state.job(&eval.job_id) {
-        Some(job) if job.job_type.is_system() => system::schedule(state, eval, job, now, rng, config),
+        Some(job) if job.job_type.is_system() => {
+            system::schedule(state, eval, job, now, rng, config)
+        }
         Some(job) => generic::schedule(state, eval, job, now, rng, config),
-        None => deregistered(state, eval, now, rng, config),
+        None => deregistered(state, eval, now, rng),
     }
 }
 
-/// A job gone from the state: stop whatever of it still runs.
+/// A job gone from the state: stop whatever of it still runs and cancel
+/// its deployment.
 fn deregistered<S: StateView + ?Sized>(
     state: &S,
     eval: &Evaluation,
     now: i64,
     mut rng: Rng,
-    config: &SchedConfig,
 ) -> Outcome {
-    let _ = config;
-    let job = wren_model::Job {
+    let job = Job {
         id: eval.job_id.clone(),
-        job_type: if eval.job_type == JobType::default() {
-            JobType::Service
-        } else {
-            eval.job_type
-        },
+        job_type: eval.job_type,
         priority: eval.priority,
         stop: true,
-        ..wren_model::Job::default()
+        ..Job::default()
     };
     let mut plan = generic::base_plan(eval, &job, state.index());
-    let mut desired = std::collections::BTreeMap::<String, wren_model::DesiredUpdates>::new();
-    for a in state.allocs_by_job(&eval.job_id).filter(|a| !a.is_terminal()) {
-        generic::push_stop(&mut plan, a, "alloc not needed as job is stopped", false, now);
+    let mut desired = std::collections::BTreeMap::<String, DesiredUpdates>::new();
+    for a in state
+        .allocs_by_job(&eval.job_id)
+        .filter(|a| !a.is_terminal())
+    {
+        generic::push_stop(&mut plan, a, reconcile::why::JOB_STOPPED, false, now);
         desired.entry(a.task_group.clone()).or_default().stop += 1;
     }
     if let Some(d) = state
         .latest_deployment(&eval.job_id)
         .filter(|d| d.status.is_active())
     {
-        plan.deployment_updates.push(wren_model::DeploymentStatusUpdate {
+        plan.deployment_updates.push(DeploymentStatusUpdate {
             deployment_id: d.id.clone(),
-            status: wren_model::DeploymentStatus::Cancelled,
+            status: DeploymentStatus::Cancelled,
             status_description: "cancelled because job is stopped".into(),
         });
     }
-    plan.annotations = Some(wren_model::PlanAnnotations {
+    plan.annotations = Some(PlanAnnotations {
         desired_tg_updates: desired,
-        ..Default::default()
+        ..PlanAnnotations::default()
     });
-    let mut fin = outcome::Finish::default();
-    fin.failed.clear();
-    let mut out = outcome::finish(&mut rng, eval, None, plan, fin, Vec::new(), state.index(), now);
-    out.eval.status = EvalStatus::Complete;
-    out
+    let fin = outcome::Finish::new(state.index(), now);
+    outcome::finish(&mut rng, eval, None, plan, fin)
 }

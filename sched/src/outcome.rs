@@ -70,6 +70,19 @@ pub(crate) struct Finish {
     pub(crate) queued: BTreeMap<String, u32>,
     pub(crate) class_eligibility: BTreeMap<String, bool>,
     pub(crate) escaped: bool,
+    pub(crate) followups: Vec<Evaluation>,
+    pub(crate) snapshot_index: u64,
+    pub(crate) now: i64,
+}
+
+impl Finish {
+    pub(crate) fn new(snapshot_index: u64, now: i64) -> Finish {
+        Finish {
+            snapshot_index,
+            now,
+            ..Finish::default()
+        }
+    }
 }
 
 /// Builds the outcome: updates the evaluation and, on failures, blocks it
@@ -80,10 +93,8 @@ pub(crate) fn finish(
     job: Option<&Job>,
     mut plan: Plan,
     fin: Finish,
-    followups: Vec<Evaluation>,
-    snapshot_index: u64,
-    now: i64,
 ) -> Outcome {
+    let (snapshot_index, now, followups) = (fin.snapshot_index, fin.now, fin.followups);
     let mut e = eval.clone();
     e.snapshot_index = snapshot_index;
     e.modify_time = now;

@@ -85,7 +85,13 @@ impl Score {
 }
 
 /// The fit component, in `0..=1`.
-pub(crate) fn fit_score(algorithm: Algorithm, cap_cpu: u64, cap_mem: u64, cpu: u64, mem: u64) -> f64 {
+pub(crate) fn fit_score(
+    algorithm: Algorithm,
+    cap_cpu: u64,
+    cap_mem: u64,
+    cpu: u64,
+    mem: u64,
+) -> f64 {
     let free = |used: u64, cap: u64| {
         if cap == 0 {
             0.0
@@ -145,10 +151,10 @@ impl Affinities {
         if self.is_empty() {
             return 0.0;
         }
-        if !self.escaped {
-            if let Some(v) = self.cache.get(class as usize).filter(|v| !v.is_nan()) {
-                return *v;
-            }
+        if !self.escaped
+            && let Some(v) = self.cache.get(class as usize).filter(|v| !v.is_nan())
+        {
+            return *v;
         }
         let got: f64 = self
             .checks
@@ -371,10 +377,10 @@ impl Spreads {
     /// Forgets an allocation of the group on `node` (it is being replaced).
     pub(crate) fn unrecord_node(&mut self, node: &Node) {
         for st in &mut self.states {
-            if let Some(v) = st.target.node_value(node) {
-                if let Some(id) = st.ids.get(v.as_ref()) {
-                    st.unrecord(id);
-                }
+            if let Some(v) = st.target.node_value(node)
+                && let Some(id) = st.ids.get(v.as_ref())
+            {
+                st.unrecord(id);
             }
         }
     }
@@ -446,18 +452,33 @@ mod tests {
                 attribute: "${meta.zone}".into(),
                 weight: 100,
                 targets: vec![
-                    SpreadTarget { value: "a".into(), percent: 70 },
-                    SpreadTarget { value: "b".into(), percent: 20 },
+                    SpreadTarget {
+                        value: "a".into(),
+                        percent: 70,
+                    },
+                    SpreadTarget {
+                        value: "b".into(),
+                        percent: 20,
+                    },
                 ],
             }],
             ..TaskGroup::default()
         };
-        let nodes = [dc_node("a"), dc_node("b"), dc_node("c"), dc_node("d"), Node::default()];
+        let nodes = [
+            dc_node("a"),
+            dc_node("b"),
+            dc_node("c"),
+            dc_node("d"),
+            Node::default(),
+        ];
         let refs: Vec<&Node> = nodes.iter().collect();
         let mut s = Spreads::new(&Job::default(), &tg, &refs);
         assert!((s.score(0) - 6.0 / 7.0).abs() < 1e-9);
         assert!((s.score(1) - 0.5).abs() < 1e-9);
-        assert!((s.score(2) - 0.0).abs() < 1e-9, "c shares the remaining 10% (1 alloc)");
+        assert!(
+            (s.score(2) - 0.0).abs() < 1e-9,
+            "c shares the remaining 10% (1 alloc)"
+        );
         assert_eq!(s.score(4), -1.0, "no datacenter");
         s.record_candidate(2);
         assert!(s.score(3) < 0.0, "d and c share the rest, now used up");
@@ -513,6 +534,9 @@ mod tests {
         assert!((a.score(&dc_node("a"), 0) - 0.6).abs() < 1e-9);
         assert!((a.score(&slow_a, 1) - 0.2).abs() < 1e-9);
         assert!((a.score(&dc_node("b"), 2)).abs() < 1e-9);
-        assert!((a.score(&dc_node("b"), 0) - 0.6).abs() < 1e-9, "cached per class");
+        assert!(
+            (a.score(&dc_node("b"), 0) - 0.6).abs() < 1e-9,
+            "cached per class"
+        );
     }
 }

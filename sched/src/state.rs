@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use wren_model::{
-    AllocId, Allocation, ClientStatus, Deployment, DeploymentStatusUpdate, EvalId, Evaluation,
-    Job, JobId, Node, NodeId, PlanResult,
+    AllocId, Allocation, ClientStatus, Deployment, DeploymentStatusUpdate, EvalId, Evaluation, Job,
+    JobId, Node, NodeId, PlanResult,
 };
 
 /// A consistent, read-only view of the cluster state at one Raft index.
@@ -128,10 +128,10 @@ impl MemState {
         let index = self.bump();
         if let Some(old) = self.allocs.get(&alloc.id) {
             alloc.create_index = old.create_index;
-            if old.node_id != alloc.node_id {
-                if let Some(set) = self.by_node.get_mut(&old.node_id) {
-                    set.remove(&alloc.id);
-                }
+            if old.node_id != alloc.node_id
+                && let Some(set) = self.by_node.get_mut(&old.node_id)
+            {
+                set.remove(&alloc.id);
             }
         } else if alloc.create_index == 0 {
             alloc.create_index = index;
@@ -197,11 +197,15 @@ impl MemState {
         for stop in result.node_update.values().flatten() {
             if let Some(existing) = self.allocs.get_mut(&stop.id) {
                 existing.desired_status = stop.desired_status;
-                existing.desired_description.clone_from(&stop.desired_description);
+                existing
+                    .desired_description
+                    .clone_from(&stop.desired_description);
                 existing.desired_transition = stop.desired_transition.clone();
                 if stop.client_status == ClientStatus::Lost {
                     existing.client_status = ClientStatus::Lost;
-                    existing.client_description.clone_from(&stop.client_description);
+                    existing
+                        .client_description
+                        .clone_from(&stop.client_description);
                 }
                 existing.modify_index = index;
                 existing.alloc_modify_index = index;
@@ -224,17 +228,20 @@ impl MemState {
             if let Some(existing) = self.allocs.get(&alloc.id) {
                 alloc.create_index = existing.create_index;
                 alloc.task_states = existing.task_states.clone();
-                if !matches!(alloc.client_status, ClientStatus::Lost | ClientStatus::Unknown) {
+                if !matches!(
+                    alloc.client_status,
+                    ClientStatus::Lost | ClientStatus::Unknown
+                ) {
                     alloc.client_status = existing.client_status;
                     alloc.client_description = existing.client_description.clone();
                 }
             } else {
                 alloc.create_index = index;
-                if let Some(prev) = alloc.previous_allocation.as_ref() {
-                    if let Some(p) = self.allocs.get_mut(prev) {
-                        p.next_allocation = Some(alloc.id.clone());
-                        p.modify_index = index;
-                    }
+                if let Some(prev) = alloc.previous_allocation.as_ref()
+                    && let Some(p) = self.allocs.get_mut(prev)
+                {
+                    p.next_allocation = Some(alloc.id.clone());
+                    p.modify_index = index;
                 }
                 self.count_placement(&alloc);
             }

@@ -46,8 +46,7 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
     config: &SchedConfig,
 ) -> Outcome {
     let mut plan = base_plan(eval, job, state.index());
-    let mut fin = Finish::default();
-    let mut followups = Vec::new();
+    let mut fin = Finish::new(state.index(), now);
     let allocs: Vec<&Allocation> = state.allocs_by_job(&job.id).collect();
     let mut stops: Vec<(&Allocation, &'static str, bool)> = Vec::new();
     let mut desired: BTreeMap<String, wren_model::DesiredUpdates> = BTreeMap::new();
@@ -60,7 +59,10 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
             stops.push((a, why::JOB_STOPPED, false));
         }
     } else {
-        for a in allocs.iter().filter(|a| !a.is_terminal() && job.group(&a.task_group).is_none()) {
+        for a in allocs
+            .iter()
+            .filter(|a| !a.is_terminal() && job.group(&a.task_group).is_none())
+        {
             stops.push((a, why::NOT_NEEDED, false));
         }
         for tg in &job.task_groups {
@@ -99,7 +101,8 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
                 }
                 let node = state.node(node_id);
                 let in_scope = node.is_some_and(|n| {
-                    pool_matches(&job.node_pool, &n.node_pool) && datacenter_matches(&job.datacenters, &n.datacenter)
+                    pool_matches(&job.node_pool, &n.node_pool)
+                        && datacenter_matches(&job.datacenters, &n.datacenter)
                 });
                 match node.map(|n| n.status) {
                     None | Some(NodeStatus::Down) => {
@@ -115,7 +118,10 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
                                 u.client_description = "node is disconnected".into();
                                 u.disconnected_at = Some(now);
                                 u.modify_time = now;
-                                plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+                                plan.node_allocation
+                                    .entry(u.node_id.clone())
+                                    .or_default()
+                                    .push(u);
                             }
                             d.ignore += 1;
                         } else {
@@ -140,9 +146,9 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
                     continue;
                 }
                 if a.job_version != job.version {
-                    let old_tg = state.job_version(&job.id, a.job_version).and_then(|oj| {
-                        oj.group(&tg.name).map(|g| (oj, g))
-                    });
+                    let old_tg = state
+                        .job_version(&job.id, a.job_version)
+                        .and_then(|oj| oj.group(&tg.name).map(|g| (oj, g)));
                     match old_tg {
                         Some((oj, otg)) if !update::destructive(oj, otg, job, tg) => {
                             inplace.push((tg, a));
@@ -199,7 +205,14 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
             .find(|s| !s.is_zero())
             .unwrap_or(DEFAULT_STAGGER);
         let due = now.saturating_add(stagger.as_nanos() as i64);
-        followups.push(followup_eval(&mut placement_rng, job, eval, now, due, TriggeredBy::RollingUpdate));
+        fin.followups.push(followup_eval(
+            &mut placement_rng,
+            job,
+            eval,
+            now,
+            due,
+            TriggeredBy::RollingUpdate,
+        ));
     }
     let mut cluster = Cluster::new(state, job, config, rng, stopping);
     let mut placers: BTreeMap<&str, GroupPlacer<'_>> = BTreeMap::new();
@@ -210,7 +223,10 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
             u.job_version = job.version;
             u.modify_time = now;
             u.desired_description = "alloc updated in place".into();
-            plan.node_allocation.entry(u.node_id.clone()).or_default().push(u);
+            plan.node_allocation
+                .entry(u.node_id.clone())
+                .or_default()
+                .push(u);
         } else {
             push_stop(&mut plan, a, why::NOT_NEEDED, false, now);
         }
@@ -245,7 +261,10 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
                     modify_time: now,
                     ..Allocation::default()
                 };
-                plan.node_allocation.entry(alloc.node_id.clone()).or_default().push(alloc);
+                plan.node_allocation
+                    .entry(alloc.node_id.clone())
+                    .or_default()
+                    .push(alloc);
                 if let Some(a) = prev {
                     push_stop(&mut plan, a, why::UPDATING, false, now);
                 }
@@ -254,10 +273,8 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
                 }
             }
             Err(metric) => {
-                if released {
-                    if let Some(a) = prev {
-                        p.reclaim(&mut cluster, a);
-                    }
+                if released && let Some(a) = prev {
+                    p.reclaim(&mut cluster, a);
                 }
                 if GroupPlacer::is_filtered(&metric) {
                     if let Some(a) = prev {
@@ -276,7 +293,7 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
         desired_tg_updates: desired,
         ..Default::default()
     });
-    outcome::finish(&mut placement_rng, eval, Some(job), plan, fin, followups, state.index(), now)
+    outcome::finish(&mut placement_rng, eval, Some(job), plan, fin)
 }
 
 /// Adds one node's failure to the group's explanation.

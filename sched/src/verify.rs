@@ -104,7 +104,9 @@ pub fn verify_plan<S: StateView + ?Sized>(state: &S, plan: &Plan) -> Verdict {
         }
     }
     v.result.deployment.clone_from(&plan.deployment);
-    v.result.deployment_updates.clone_from(&plan.deployment_updates);
+    v.result
+        .deployment_updates
+        .clone_from(&plan.deployment_updates);
     v
 }
 
@@ -113,21 +115,30 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
     if placing.is_empty() {
         return Ok(());
     }
-    let node = state.node(id).ok_or_else(|| Rejection::NoNode(id.clone()))?;
-    let existing: Vec<&Allocation> = state.allocs_by_node(id).filter(|a| !a.is_terminal()).collect();
+    let node = state
+        .node(id)
+        .ok_or_else(|| Rejection::NoNode(id.clone()))?;
+    let existing: Vec<&Allocation> = state
+        .allocs_by_node(id)
+        .filter(|a| !a.is_terminal())
+        .collect();
     for a in placing {
-        if let Some(stored) = state.alloc(&a.id) {
-            if stored.node_id != a.node_id || stored.desired_status != DesiredStatus::Run {
-                return Err(Rejection::Stale {
-                    node: id.clone(),
-                    alloc: a.id.clone(),
-                });
-            }
+        if let Some(stored) = state.alloc(&a.id)
+            && (stored.node_id != a.node_id || stored.desired_status != DesiredStatus::Run)
+        {
+            return Err(Rejection::Stale {
+                node: id.clone(),
+                alloc: a.id.clone(),
+            });
         }
     }
     match node.status {
         NodeStatus::Ready => {}
-        NodeStatus::Disconnected if placing.iter().all(|a| a.client_status == ClientStatus::Unknown) => {
+        NodeStatus::Disconnected
+            if placing
+                .iter()
+                .all(|a| a.client_status == ClientStatus::Unknown) =>
+        {
             return Ok(());
         }
         status => {
@@ -164,8 +175,13 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
     for a in existing.iter().filter(|a| !removed.contains(a.id.as_str())) {
         let _ = usage.add(node, &a.resources);
     }
-    for a in placing.iter().filter(|a| a.desired_status == DesiredStatus::Run) {
-        usage.add(node, &a.resources).map_err(|o| over(overlap(o)))?;
+    for a in placing
+        .iter()
+        .filter(|a| a.desired_status == DesiredStatus::Run)
+    {
+        usage
+            .add(node, &a.resources)
+            .map_err(|o| over(overlap(o)))?;
         if !known.contains(a.id.as_str()) {
             for d in a.resources.tasks.values().flat_map(|t| t.devices.iter()) {
                 let healthy = node.resources.devices.iter().any(|g| {
@@ -177,7 +193,10 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
                             .all(|id| g.instances.iter().any(|i| &i.id == id && i.healthy))
                 });
                 if !healthy {
-                    return Err(over(format!("devices {}/{}/{}", d.vendor, d.device_type, d.name)));
+                    return Err(over(format!(
+                        "devices {}/{}/{}",
+                        d.vendor, d.device_type, d.name
+                    )));
                 }
             }
         }

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use wren_model::{
-    EvalStatus, Evaluation, Job, JobType, Node, NodeResources, NodeStatus, Plan, Resources, Task, TaskGroup,
-    TriggeredBy,
+    EvalStatus, Evaluation, Job, JobType, Node, NodeResources, NodeStatus, Plan, Resources, Task,
+    TaskGroup, TriggeredBy,
 };
 use wren_sched::broker::{BrokerConfig, EvalBroker};
 use wren_sched::verify::{Next, Replan, verify_plan};
@@ -131,19 +131,34 @@ impl Cluster {
     fn assert_no_overcommit(&self) {
         for n in self.state.nodes() {
             let (mut cpu, mut mem) = (0u64, 0u64);
-            for a in self.state.allocs_by_node(&n.id).filter(|a| !a.is_terminal()) {
+            for a in self
+                .state
+                .allocs_by_node(&n.id)
+                .filter(|a| !a.is_terminal())
+            {
                 let (c, m, _) = a.resources.total();
                 cpu += u64::from(c);
                 mem += m;
             }
             let cap = n.allocatable();
-            assert!(cpu <= u64::from(cap.cpu), "{} over-committed on cpu: {cpu}", n.id);
-            assert!(mem <= cap.memory_mb, "{} over-committed on memory: {mem}", n.id);
+            assert!(
+                cpu <= u64::from(cap.cpu),
+                "{} over-committed on cpu: {cpu}",
+                n.id
+            );
+            assert!(
+                mem <= cap.memory_mb,
+                "{} over-committed on memory: {mem}",
+                n.id
+            );
         }
     }
 
     fn running(&self, job: &str) -> usize {
-        self.state.allocs_by_job(job).filter(|a| !a.is_terminal()).count()
+        self.state
+            .allocs_by_job(job)
+            .filter(|a| !a.is_terminal())
+            .count()
     }
 
     /// One step of one worker: dequeue and plan, submit, or re-plan.
@@ -164,10 +179,19 @@ impl Cluster {
         let Some(outcome) = h.outcome.take() else {
             // Re-plan on a snapshot at least as new as the refresh index.
             let snapshot = self.state.clone();
-            h.outcome = Some(schedule(&snapshot, &h.eval, self.now, seed, &SchedConfig::default()));
+            h.outcome = Some(schedule(
+                &snapshot,
+                &h.eval,
+                self.now,
+                seed,
+                &SchedConfig::default(),
+            ));
             return;
         };
-        assert!(self.broker.holds(&h.eval.id, &h.token), "the worker still holds its eval");
+        assert!(
+            self.broker.holds(&h.eval.id, &h.token),
+            "the worker still holds its eval"
+        );
         let mut plan: Plan = outcome.plan.clone();
         plan.eval_token = h.token.clone();
         let verdict = verify_plan(&self.state, &plan);
@@ -189,7 +213,9 @@ impl Cluster {
                         .reblock(outcome.eval.clone(), &token, self.now)
                         .expect("reblock held eval");
                 } else {
-                    self.broker.ack(&h.eval.id, &h.token).expect("ack held eval");
+                    self.broker
+                        .ack(&h.eval.id, &h.token)
+                        .expect("ack held eval");
                     if let Some(b) = outcome.blocked {
                         self.state.upsert_eval(b.clone());
                         self.broker.block(b, self.now);
@@ -198,13 +224,18 @@ impl Cluster {
                 *held = None;
             }
             Next::Retry { refresh_index } => {
-                assert!(refresh_index <= index, "the newest state covers the refresh index");
+                assert!(
+                    refresh_index <= index,
+                    "the newest state covers the refresh index"
+                );
             }
             Next::GiveUp => {
                 let (failed, blocked) = h.replan.give_up(&h.eval, self.now, seed);
                 self.state.upsert_eval(failed);
                 self.state.upsert_eval(blocked.clone());
-                self.broker.ack(&h.eval.id, &h.token).expect("ack given-up eval");
+                self.broker
+                    .ack(&h.eval.id, &h.token)
+                    .expect("ack given-up eval");
                 self.broker.block(blocked, self.now);
                 *held = None;
             }
@@ -270,14 +301,21 @@ fn two_workers_racing_never_overcommit_and_place_everything() {
         c.run(seed);
         c.assert_no_overcommit();
         for (id, count) in &jobs {
-            assert_eq!(c.running(id), *count as usize, "seed {seed}: {id} fully placed");
+            assert_eq!(
+                c.running(id),
+                *count as usize,
+                "seed {seed}: {id} fully placed"
+            );
         }
         if c.rejected_plans > 0 {
             conflicts += 1;
         }
     }
     eprintln!("conflicting plans in {conflicts} of 20 runs");
-    assert!(conflicts >= 10, "the workers raced for the same nodes in only {conflicts} of 20 runs");
+    assert!(
+        conflicts >= 10,
+        "the workers raced for the same nodes in only {conflicts} of 20 runs"
+    );
 }
 
 #[test]
@@ -292,7 +330,10 @@ fn scarce_capacity_blocks_then_places_when_capacity_frees() {
         c.assert_no_overcommit();
         let placed: usize = (0..4).map(|j| c.running(&format!("job-{j}"))).sum();
         assert_eq!(placed, 20, "seed {seed}: every slot used, nothing more");
-        assert!(c.broker.stats().blocked > 0, "seed {seed}: what did not fit waits, blocked");
+        assert!(
+            c.broker.stats().blocked > 0,
+            "seed {seed}: what did not fit waits, blocked"
+        );
         let waiting: BTreeMap<String, usize> = (0..4)
             .map(|j| format!("job-{j}"))
             .filter(|id| c.running(id) < 6)
@@ -314,7 +355,11 @@ fn scarce_capacity_blocks_then_places_when_capacity_frees() {
         c.assert_no_overcommit();
         assert_eq!(c.running(&done), 0, "seed {seed}: the stopped job is gone");
         for id in waiting.keys() {
-            assert_eq!(c.running(id), 6, "seed {seed}: {id} placed once capacity freed");
+            assert_eq!(
+                c.running(id),
+                6,
+                "seed {seed}: {id} placed once capacity freed"
+            );
         }
     }
 }

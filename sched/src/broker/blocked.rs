@@ -36,19 +36,18 @@ impl BlockedEvals {
     /// Tracks a blocked evaluation. Returns it back when a capacity change
     /// it could use already happened after its snapshot: enqueue it then.
     pub fn block(&mut self, eval: Evaluation) -> Option<Evaluation> {
-        if let Some(old_id) = self.by_job.get(&eval.job_id).cloned() {
-            if old_id != eval.id {
-                let newer = self
-                    .captured
-                    .get(&old_id)
-                    .is_none_or(|old| (eval.create_index, eval.create_time) >= (old.create_index, old.create_time));
-                if !newer {
-                    self.duplicates.push(eval);
-                    return None;
-                }
-                if let Some(old) = self.captured.remove(&old_id) {
-                    self.duplicates.push(old);
-                }
+        if let Some(old_id) = self.by_job.get(&eval.job_id).cloned()
+            && old_id != eval.id
+        {
+            let newer = self.captured.get(&old_id).is_none_or(|old| {
+                (eval.create_index, eval.create_time) >= (old.create_index, old.create_time)
+            });
+            if !newer {
+                self.duplicates.push(eval);
+                return None;
+            }
+            if let Some(old) = self.captured.remove(&old_id) {
+                self.duplicates.push(old);
             }
         }
         if self.missed_unblock(&eval) {
@@ -159,7 +158,10 @@ mod tests {
     #[test]
     fn unblocks_by_class_eligibility() {
         let mut b = BlockedEvals::new();
-        assert!(b.block(blocked("e1", "a", 10, &[("gpu", true), ("pi", false)])).is_none());
+        assert!(
+            b.block(blocked("e1", "a", 10, &[("gpu", true), ("pi", false)]))
+                .is_none()
+        );
         assert!(b.block(blocked("e2", "b", 10, &[("pi", true)])).is_none());
         let mut escaped = blocked("e3", "c", 10, &[("pi", false)]);
         escaped.escaped_computed_class = true;
@@ -181,7 +183,11 @@ mod tests {
         let dups: Vec<String> = b.take_duplicates().into_iter().map(|e| e.id).collect();
         assert_eq!(dups, vec!["old"]);
         b.block(blocked("older", "a", 3, &[]));
-        assert_eq!(b.take_duplicates().len(), 1, "an older arrival is the duplicate");
+        assert_eq!(
+            b.take_duplicates().len(),
+            1,
+            "an older arrival is the duplicate"
+        );
         assert_eq!(b.untrack("a").map(|e| e.id), Some("new".into()));
     }
 
@@ -192,6 +198,9 @@ mod tests {
         let back = b.block(blocked("e", "a", 15, &[("pi", true)]));
         assert_eq!(back.map(|e| e.id), Some("e".into()));
         assert!(b.block(blocked("f", "b", 25, &[("pi", true)])).is_none());
-        assert!(b.block(blocked("g", "c", 15, &[("pi", false)])).is_none(), "pi is no use to it");
+        assert!(
+            b.block(blocked("g", "c", 15, &[("pi", false)])).is_none(),
+            "pi is no use to it"
+        );
     }
 }

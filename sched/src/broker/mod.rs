@@ -254,18 +254,30 @@ impl EvalBroker {
             age: Reverse((eval.create_index, self.seq)),
             eval,
         };
-        self.ready.entry(entry.eval.job_type).or_default().push(entry);
+        self.ready
+            .entry(entry.eval.job_type)
+            .or_default()
+            .push(entry);
     }
 
     /// Hands out the best ready evaluation of the given scheduler types,
     /// with the token that acks or nacks it.
-    pub fn dequeue(&mut self, types: &[JobType], now: i64) -> Result<Option<(Evaluation, String)>, BrokerError> {
+    pub fn dequeue(
+        &mut self,
+        types: &[JobType],
+        now: i64,
+    ) -> Result<Option<(Evaluation, String)>, BrokerError> {
         if !self.enabled {
             return Err(BrokerError::Disabled);
         }
         let best = types
             .iter()
-            .filter_map(|t| self.ready.get(t).and_then(BinaryHeap::peek).map(|r| (*t, r)))
+            .filter_map(|t| {
+                self.ready
+                    .get(t)
+                    .and_then(BinaryHeap::peek)
+                    .map(|r| (*t, r))
+            })
             .max_by(|a, b| a.1.cmp(b.1))
             .map(|(t, _)| t);
         let Some(t) = best else {
@@ -364,7 +376,12 @@ impl EvalBroker {
     }
 
     /// Extends the nack deadline of an evaluation a worker still works on.
-    pub fn outstanding_reset(&mut self, id: &str, token: &str, now: i64) -> Result<(), BrokerError> {
+    pub fn outstanding_reset(
+        &mut self,
+        id: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(), BrokerError> {
         let timeout = self.config.nack_timeout.as_nanos() as i64;
         match self.unacked.get_mut(id) {
             None => Err(BrokerError::NotOutstanding(id.to_owned())),
@@ -462,8 +479,14 @@ impl EvalBroker {
         failed
             .into_iter()
             .map(|mut f| {
-                let jitter = self.rng.below(self.config.failed_followup_range.as_nanos().max(1));
-                let wait = self.config.failed_followup_base.as_nanos().saturating_add(jitter);
+                let jitter = self
+                    .rng
+                    .below(self.config.failed_followup_range.as_nanos().max(1));
+                let wait = self
+                    .config
+                    .failed_followup_base
+                    .as_nanos()
+                    .saturating_add(jitter);
                 let follow = Evaluation {
                     id: self.rng.uuid(),
                     priority: f.priority,

@@ -33,7 +33,10 @@ fn priority_then_age() {
     b.enqueue(eval("low", "a", 10, 1), 0);
     b.enqueue(eval("high-new", "b", 90, 5), 0);
     b.enqueue(eval("high-old", "c", 90, 3), 0);
-    let order: Vec<String> = (0..3).filter_map(|_| next(&mut b, 0)).map(|(id, _)| id).collect();
+    let order: Vec<String> = (0..3)
+        .filter_map(|_| next(&mut b, 0))
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(order, vec!["high-old", "high-new", "low"]);
 }
 
@@ -70,12 +73,24 @@ fn tokens_are_checked() {
     b.enqueue(eval("e1", "web", 50, 1), 0);
     let (_, token) = next(&mut b, 0).unwrap();
     assert!(b.holds("e1", &token));
-    assert_eq!(b.ack("e1", "wrong"), Err(BrokerError::TokenMismatch("e1".into())));
-    assert_eq!(b.ack("nope", &token), Err(BrokerError::NotOutstanding("nope".into())));
+    assert_eq!(
+        b.ack("e1", "wrong"),
+        Err(BrokerError::TokenMismatch("e1".into()))
+    );
+    assert_eq!(
+        b.ack("nope", &token),
+        Err(BrokerError::NotOutstanding("nope".into()))
+    );
     b.ack("e1", &token).unwrap();
-    assert_eq!(b.ack("e1", &token), Err(BrokerError::NotOutstanding("e1".into())));
+    assert_eq!(
+        b.ack("e1", &token),
+        Err(BrokerError::NotOutstanding("e1".into()))
+    );
     let mut off = EvalBroker::new(BrokerConfig::default(), 1);
-    assert_eq!(off.dequeue(&[JobType::Service], 0), Err(BrokerError::Disabled));
+    assert_eq!(
+        off.dequeue(&[JobType::Service], 0),
+        Err(BrokerError::Disabled)
+    );
 }
 
 #[test]
@@ -123,7 +138,10 @@ fn unacked_evals_time_out() {
     assert_eq!(b.stats().unacked, 1, "reset pushed the deadline to 90s");
     b.tick(90 * S);
     assert_eq!(b.stats().unacked, 0);
-    assert_eq!(b.ack("e1", &token), Err(BrokerError::NotOutstanding("e1".into())));
+    assert_eq!(
+        b.ack("e1", &token),
+        Err(BrokerError::NotOutstanding("e1".into()))
+    );
     b.tick(91 * S);
     let (id, _) = next(&mut b, 91 * S).unwrap();
     assert_eq!(id, "e1", "redelivered after the timeout's nack");

@@ -127,8 +127,12 @@ impl<'a> Plan<'a> {
     /// Whether new work may be started (the deployment of this version is
     /// not paused or failed).
     pub(crate) fn can_progress(&self) -> bool {
-        self.current
-            .is_none_or(|d| !matches!(d.status, DeploymentStatus::Paused | DeploymentStatus::Failed))
+        self.current.is_none_or(|d| {
+            !matches!(
+                d.status,
+                DeploymentStatus::Paused | DeploymentStatus::Failed
+            )
+        })
     }
 
     /// How many destructive updates may start now.
@@ -183,9 +187,10 @@ impl<'a> Plan<'a> {
             let mut s = base.cloned().unwrap_or_else(|| DeploymentState {
                 auto_revert: u.is_some_and(|u| u.auto_revert),
                 auto_promote: u.is_some_and(|u| u.auto_promote),
-                require_progress_by: u
-                    .filter(|u| !u.progress_deadline.is_zero())
-                    .map_or(0, |u| self.now.saturating_add(u.progress_deadline.as_nanos() as i64)),
+                require_progress_by: u.filter(|u| !u.progress_deadline.is_zero()).map_or(0, |u| {
+                    self.now
+                        .saturating_add(u.progress_deadline.as_nanos() as i64)
+                }),
                 ..DeploymentState::default()
             });
             s.desired_total = n.desired_total;
@@ -202,7 +207,11 @@ impl<'a> Plan<'a> {
                     job_id: self.job.id.clone(),
                     job_version: self.job.version,
                     job_modify_index: self.job.job_modify_index,
-                    task_groups: self.notes.iter().map(|n| (n.name.clone(), state(n, None))).collect(),
+                    task_groups: self
+                        .notes
+                        .iter()
+                        .map(|n| (n.name.clone(), state(n, None)))
+                        .collect(),
                     status: DeploymentStatus::Running,
                     status_description: "deployment is running".into(),
                     ..Deployment::default()

@@ -31,10 +31,10 @@ pub(crate) struct Buckets<'a> {
 pub(crate) fn replacements<'a>(allocs: &[&'a Allocation]) -> HashMap<&'a str, Vec<&'a Allocation>> {
     let mut map: HashMap<&str, Vec<&Allocation>> = HashMap::new();
     for a in allocs {
-        if let Some(prev) = a.previous_allocation.as_deref() {
-            if !a.is_terminal() {
-                map.entry(prev).or_default().push(a);
-            }
+        if let Some(prev) = a.previous_allocation.as_deref()
+            && !a.is_terminal()
+        {
+            map.entry(prev).or_default().push(a);
         }
     }
     map
@@ -42,7 +42,9 @@ pub(crate) fn replacements<'a>(allocs: &[&'a Allocation]) -> HashMap<&'a str, Ve
 
 /// Whether the group keeps allocations through a disconnect.
 pub(crate) fn tolerates_disconnect(tg: &TaskGroup) -> bool {
-    tg.disconnect.as_ref().is_some_and(|d| !d.lost_after.is_zero())
+    tg.disconnect
+        .as_ref()
+        .is_some_and(|d| !d.lost_after.is_zero())
 }
 
 /// Whether an unknown allocation has been disconnected longer than the
@@ -102,7 +104,9 @@ pub(crate) fn classify<'a, S: StateView + ?Sized>(
                     None => b.keep.push(a),
                     Some(t) => {
                         let window = config.reschedule_window.as_nanos() as i64;
-                        if a.followup_eval_id.as_deref() == Some(eval_id) || t <= now.saturating_add(window) {
+                        if a.followup_eval_id.as_deref() == Some(eval_id)
+                            || t <= now.saturating_add(window)
+                        {
                             b.reschedule_now.push(a);
                         } else if a.followup_eval_id.is_none() {
                             b.reschedule_later.push((a, t));

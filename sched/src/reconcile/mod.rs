@@ -22,7 +22,7 @@ pub(crate) mod update;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use wren_model::{
-    Allocation, ClientStatus, DesiredUpdates, Deployment, DeploymentStatusUpdate, Evaluation, Job,
+    Allocation, ClientStatus, Deployment, DeploymentStatusUpdate, DesiredUpdates, Evaluation, Job,
     ReconcileStrategy, TaskGroup, TriggeredBy,
 };
 
@@ -41,7 +41,8 @@ pub(crate) mod why {
     pub(crate) const MIGRATING: &str = "alloc is being migrated";
     pub(crate) const UPDATING: &str = "alloc is being updated due to job update";
     pub(crate) const RESCHEDULED: &str = "alloc was rescheduled because it failed";
-    pub(crate) const RECONNECT_LOSER: &str = "alloc not needed as another allocation was kept after reconnect";
+    pub(crate) const RECONNECT_LOSER: &str =
+        "alloc not needed as another allocation was kept after reconnect";
 }
 
 /// An allocation to stop.
@@ -69,7 +70,10 @@ impl PlaceKind {
     /// Whether the previous allocation is stopped when (and only when)
     /// the replacement is placed.
     pub(crate) fn stops_previous(self) -> bool {
-        matches!(self, PlaceKind::Migrate | PlaceKind::Reschedule | PlaceKind::Destructive)
+        matches!(
+            self,
+            PlaceKind::Migrate | PlaceKind::Reschedule | PlaceKind::Destructive
+        )
     }
 
     pub(crate) fn stop_reason(self) -> &'static str {
@@ -147,7 +151,8 @@ pub(crate) fn reconcile<'a, S: StateView + ?Sized>(
             out.desired.entry(a.task_group.clone()).or_default().stop += 1;
         }
         if let Some(d) = latest.filter(|d| d.status.is_active()) {
-            out.deployment_updates.push(deploy::cancel(d, "cancelled because job is stopped"));
+            out.deployment_updates
+                .push(deploy::cancel(d, "cancelled because job is stopped"));
         }
         return out;
     }
@@ -172,13 +177,41 @@ pub(crate) fn reconcile<'a, S: StateView + ?Sized>(
     let mut timeouts: Vec<(&'a Allocation, i64)> = Vec::new();
     for tg in &job.task_groups {
         let group_allocs = by_group.get(tg.name.as_str()).cloned().unwrap_or_default();
-        group(ctx, &mut out, &mut deployment, tg, &group_allocs, &mut later, &mut timeouts);
+        group(
+            ctx,
+            &mut out,
+            &mut deployment,
+            tg,
+            &group_allocs,
+            &mut later,
+            &mut timeouts,
+        );
     }
     let job = ctx.job;
     let (eval, now) = (ctx.eval, ctx.now);
     let window = ctx.config.followup_batch_window.as_nanos() as i64;
-    batch_followups(&mut out, ctx.rng, job, eval, now, window, later, TriggeredBy::RetryFailedAlloc, false);
-    batch_followups(&mut out, ctx.rng, job, eval, now, window, timeouts, TriggeredBy::MaxDisconnectTimeout, true);
+    batch_followups(
+        &mut out,
+        ctx.rng,
+        job,
+        eval,
+        now,
+        window,
+        later,
+        TriggeredBy::RetryFailedAlloc,
+        false,
+    );
+    batch_followups(
+        &mut out,
+        ctx.rng,
+        job,
+        eval,
+        now,
+        window,
+        timeouts,
+        TriggeredBy::MaxDisconnectTimeout,
+        true,
+    );
     deployment.finish(&mut out, ctx.rng);
     out
 }
@@ -211,11 +244,9 @@ fn batch_followups<'a>(
                 id
             }
         };
-        if amend_updates {
-            if let Some(u) = out.updates.iter_mut().find(|u| u.id == a.id) {
-                u.followup_eval_id = Some(id);
-                continue;
-            }
+        if amend_updates && let Some(u) = out.updates.iter_mut().find(|u| u.id == a.id) {
+            u.followup_eval_id = Some(id);
+            continue;
         }
         let mut u = a.clone();
         u.followup_eval_id = Some(id);
@@ -242,7 +273,10 @@ fn group<'a, S: StateView + ?Sized>(
     let mut slots: Vec<Slot<'a>> = Vec::new();
     let mut dropped: HashSet<&str> = HashSet::new();
     let replace_on_disconnect = tg.disconnect.as_ref().is_some_and(|x| x.replace);
-    let lost_after = tg.disconnect.as_ref().map_or(0, |x| x.lost_after.as_nanos() as i64);
+    let lost_after = tg
+        .disconnect
+        .as_ref()
+        .map_or(0, |x| x.lost_after.as_nanos() as i64);
 
     // Reconnecting allocations: keep the original or its replacement.
     for &a in &b.reconnecting {
@@ -250,7 +284,11 @@ fn group<'a, S: StateView + ?Sized>(
         let keep_original = live.is_empty() || original_wins(tg, a, &live);
         if keep_original {
             for r in live {
-                out.stops.push(Stop { alloc: r, desc: why::RECONNECT_LOSER, lost: false });
+                out.stops.push(Stop {
+                    alloc: r,
+                    desc: why::RECONNECT_LOSER,
+                    lost: false,
+                });
                 dropped.insert(r.id.as_str());
                 d.stop += 1;
             }
@@ -261,17 +299,30 @@ fn group<'a, S: StateView + ?Sized>(
             d.reconnect += 1;
             slots.push(Slot::Existing(a, true));
         } else {
-            out.stops.push(Stop { alloc: a, desc: why::RECONNECT_LOSER, lost: false });
+            out.stops.push(Stop {
+                alloc: a,
+                desc: why::RECONNECT_LOSER,
+                lost: false,
+            });
             d.stop += 1;
         }
     }
     for &a in &b.lost {
-        out.stops.push(Stop { alloc: a, desc: why::LOST, lost: true });
+        out.stops.push(Stop {
+            alloc: a,
+            desc: why::LOST,
+            lost: true,
+        });
         d.stop += 1;
         if replaced_by.contains_key(a.id.as_str()) {
             continue;
         }
-        slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Lost }));
+        slots.push(Slot::Placing(Place {
+            tg,
+            name: a.name.clone(),
+            previous: Some(a),
+            kind: PlaceKind::Lost,
+        }));
     }
     for &a in &b.disconnecting {
         let mut u = a.clone();
@@ -282,7 +333,12 @@ fn group<'a, S: StateView + ?Sized>(
         out.updates.push(u);
         timeouts.push((a, now.saturating_add(lost_after)));
         if replace_on_disconnect && !replaced_by.contains_key(a.id.as_str()) {
-            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
+            slots.push(Slot::Placing(Place {
+                tg,
+                name: a.name.clone(),
+                previous: Some(a),
+                kind: PlaceKind::Disconnect,
+            }));
         } else if !replace_on_disconnect {
             slots.push(Slot::Existing(a, false));
         }
@@ -292,7 +348,12 @@ fn group<'a, S: StateView + ?Sized>(
             continue;
         }
         if replace_on_disconnect {
-            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Disconnect }));
+            slots.push(Slot::Placing(Place {
+                tg,
+                name: a.name.clone(),
+                previous: Some(a),
+                kind: PlaceKind::Disconnect,
+            }));
         } else {
             slots.push(Slot::Existing(a, false));
         }
@@ -308,7 +369,9 @@ fn group<'a, S: StateView + ?Sized>(
                 && a.previous_allocation
                     .as_deref()
                     .and_then(|p| allocs.iter().find(|x| x.id == p))
-                    .is_some_and(|p| p.desired_transition.migrate || p.desired_description == why::MIGRATING)
+                    .is_some_and(|p| {
+                        p.desired_transition.migrate || p.desired_description == why::MIGRATING
+                    })
         })
         .count();
     let mut budget = max_parallel.saturating_sub(starting);
@@ -317,14 +380,24 @@ fn group<'a, S: StateView + ?Sized>(
             if !must {
                 budget -= 1;
             }
-            slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Migrate }));
+            slots.push(Slot::Placing(Place {
+                tg,
+                name: a.name.clone(),
+                previous: Some(a),
+                kind: PlaceKind::Migrate,
+            }));
             d.migrate += 1;
         } else {
             slots.push(Slot::Existing(a, false));
         }
     }
     for &a in &b.reschedule_now {
-        slots.push(Slot::Placing(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Reschedule }));
+        slots.push(Slot::Placing(Place {
+            tg,
+            name: a.name.clone(),
+            previous: Some(a),
+            kind: PlaceKind::Reschedule,
+        }));
         d.reschedule_now += 1;
     }
     for &(a, t) in &b.reschedule_later {
@@ -367,11 +440,26 @@ fn group<'a, S: StateView + ?Sized>(
             .take(wanted)
             .collect();
         if names.len() < wanted {
-            let existing: Vec<&Allocation> = allocs.iter().copied().filter(|a| !a.is_terminal()).collect();
-            names.extend(free_names(job, tg, &out.place, &existing, wanted - names.len()));
+            let existing: Vec<&Allocation> = allocs
+                .iter()
+                .copied()
+                .filter(|a| !a.is_terminal())
+                .collect();
+            names.extend(free_names(
+                job,
+                tg,
+                &out.place,
+                &existing,
+                wanted - names.len(),
+            ));
         }
         for name in names {
-            out.place.push(Place { tg, name, previous: None, kind: PlaceKind::Canary });
+            out.place.push(Place {
+                tg,
+                name,
+                previous: None,
+                kind: PlaceKind::Canary,
+            });
             d.canary += 1;
         }
     }
@@ -379,7 +467,11 @@ fn group<'a, S: StateView + ?Sized>(
     let mut surplus = (slots.len() + outdated.len()).saturating_sub(count);
     while surplus > 0 {
         let Some(a) = outdated.pop() else { break };
-        out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
+        out.stops.push(Stop {
+            alloc: a,
+            desc: why::NOT_NEEDED,
+            lost: false,
+        });
         d.stop += 1;
         surplus -= 1;
     }
@@ -387,10 +479,19 @@ fn group<'a, S: StateView + ?Sized>(
         drop_surplus(out, &mut slots, surplus, &mut d);
     }
     // Destructive updates, within the rolling limit.
-    let limit = if canarying { 0 } else { deployment.rolling_limit(tg, allocs) };
+    let limit = if canarying {
+        0
+    } else {
+        deployment.rolling_limit(tg, allocs)
+    };
     for (i, &a) in outdated.iter().enumerate() {
         if i < limit {
-            out.place.push(Place { tg, name: a.name.clone(), previous: Some(a), kind: PlaceKind::Destructive });
+            out.place.push(Place {
+                tg,
+                name: a.name.clone(),
+                previous: Some(a),
+                kind: PlaceKind::Destructive,
+            });
             d.destructive_update += 1;
         } else {
             d.ignore += 1;
@@ -411,9 +512,18 @@ fn group<'a, S: StateView + ?Sized>(
     }
     // New allocations, unless a deployment holds them back.
     if kept < count && !canarying && deployment.can_progress() {
-        let existing: Vec<&Allocation> = allocs.iter().copied().filter(|a| !a.is_terminal()).collect();
+        let existing: Vec<&Allocation> = allocs
+            .iter()
+            .copied()
+            .filter(|a| !a.is_terminal())
+            .collect();
         for name in free_names(job, tg, &out.place, &existing, count - kept) {
-            out.place.push(Place { tg, name, previous: None, kind: PlaceKind::New });
+            out.place.push(Place {
+                tg,
+                name,
+                previous: None,
+                kind: PlaceKind::New,
+            });
             d.place += 1;
         }
     }
@@ -436,24 +546,40 @@ fn add_desired(into: &mut DesiredUpdates, d: &DesiredUpdates) {
 
 /// Removes `n` slots: pending replacements first, then the allocations
 /// with the highest indexes.
-fn drop_surplus<'a>(out: &mut Reconciled<'a>, slots: &mut Vec<Slot<'a>>, n: usize, d: &mut DesiredUpdates) {
+fn drop_surplus<'a>(
+    out: &mut Reconciled<'a>,
+    slots: &mut Vec<Slot<'a>>,
+    n: usize,
+    d: &mut DesiredUpdates,
+) {
     let rank = |s: &Slot<'_>| match s {
-        Slot::Placing(p) => (0, u32::MAX - p.previous.and_then(Allocation::index).unwrap_or(0)),
+        Slot::Placing(p) => (
+            0,
+            u32::MAX - p.previous.and_then(Allocation::index).unwrap_or(0),
+        ),
         Slot::Existing(a, _) => (1, u32::MAX - a.index().unwrap_or(0)),
     };
     slots.sort_by_key(rank);
     for s in slots.drain(..n.min(slots.len())) {
         match s {
             Slot::Existing(a, _) => {
-                out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
+                out.stops.push(Stop {
+                    alloc: a,
+                    desc: why::NOT_NEEDED,
+                    lost: false,
+                });
                 d.stop += 1;
             }
             Slot::Placing(p) => {
-                if p.kind.stops_previous() {
-                    if let Some(a) = p.previous {
-                        out.stops.push(Stop { alloc: a, desc: why::NOT_NEEDED, lost: false });
-                        d.stop += 1;
-                    }
+                if p.kind.stops_previous()
+                    && let Some(a) = p.previous
+                {
+                    out.stops.push(Stop {
+                        alloc: a,
+                        desc: why::NOT_NEEDED,
+                        lost: false,
+                    });
+                    d.stop += 1;
                 }
                 match p.kind {
                     PlaceKind::Migrate => d.migrate = d.migrate.saturating_sub(1),
@@ -467,7 +593,11 @@ fn drop_surplus<'a>(out: &mut Reconciled<'a>, slots: &mut Vec<Slot<'a>>, n: usiz
 
 /// Whether the original allocation beats its replacements on reconnect.
 fn original_wins(tg: &TaskGroup, original: &Allocation, replacements: &[&Allocation]) -> bool {
-    let strategy = tg.disconnect.as_ref().map(|d| d.reconcile).unwrap_or_default();
+    let strategy = tg
+        .disconnect
+        .as_ref()
+        .map(|d| d.reconcile)
+        .unwrap_or_default();
     if original.client_status == ClientStatus::Failed {
         return false;
     }
@@ -499,7 +629,13 @@ fn original_wins(tg: &TaskGroup, original: &Allocation, replacements: &[&Allocat
 
 /// Names for `n` new allocations: the lowest indexes no live allocation or
 /// pending placement uses.
-fn free_names(job: &Job, tg: &TaskGroup, placing: &[Place<'_>], existing: &[&Allocation], n: usize) -> Vec<String> {
+fn free_names(
+    job: &Job,
+    tg: &TaskGroup,
+    placing: &[Place<'_>],
+    existing: &[&Allocation],
+    n: usize,
+) -> Vec<String> {
     let mut used: HashSet<u32> = existing.iter().filter_map(|a| a.index()).collect();
     for p in placing.iter().filter(|p| p.tg.name == tg.name) {
         if let Some(i) = index_of(&p.name) {

@@ -29,7 +29,11 @@ pub(crate) fn fail_time(alloc: &Allocation, now: i64) -> i64 {
 
 /// Whether the policy allows another reschedule of `alloc` failing at
 /// `failed_at`.
-pub(crate) fn eligible(policy: Option<&ReschedulePolicy>, alloc: &Allocation, failed_at: i64) -> bool {
+pub(crate) fn eligible(
+    policy: Option<&ReschedulePolicy>,
+    alloc: &Allocation,
+    failed_at: i64,
+) -> bool {
     let Some(p) = policy else {
         return false;
     };
@@ -49,7 +53,11 @@ pub(crate) fn eligible(policy: Option<&ReschedulePolicy>, alloc: &Allocation, fa
 }
 
 /// The delay before the next reschedule.
-pub(crate) fn next_delay(policy: &ReschedulePolicy, alloc: &Allocation, failed_at: i64) -> Duration {
+pub(crate) fn next_delay(
+    policy: &ReschedulePolicy,
+    alloc: &Allocation,
+    failed_at: i64,
+) -> Duration {
     let events = &alloc.reschedule_tracker;
     let Some(last) = events.last() else {
         return policy.delay;
@@ -81,7 +89,11 @@ pub(crate) fn next_delay(policy: &ReschedulePolicy, alloc: &Allocation, failed_a
 }
 
 /// When a failed allocation may be replaced, if ever.
-pub(crate) fn next_time(policy: Option<&ReschedulePolicy>, alloc: &Allocation, now: i64) -> Option<i64> {
+pub(crate) fn next_time(
+    policy: Option<&ReschedulePolicy>,
+    alloc: &Allocation,
+    now: i64,
+) -> Option<i64> {
     let failed_at = fail_time(alloc, now);
     if !eligible(policy, alloc, failed_at) {
         return None;
@@ -92,12 +104,19 @@ pub(crate) fn next_time(policy: Option<&ReschedulePolicy>, alloc: &Allocation, n
 
 /// The tracker for the replacement of `prev`: its past events still
 /// relevant to the policy, plus this reschedule.
-pub(crate) fn tracker_for(policy: Option<&ReschedulePolicy>, prev: &Allocation, now: i64) -> Vec<RescheduleEvent> {
+pub(crate) fn tracker_for(
+    policy: Option<&ReschedulePolicy>,
+    prev: &Allocation,
+    now: i64,
+) -> Vec<RescheduleEvent> {
     let failed_at = fail_time(prev, now);
     let delay = policy.map_or(Duration::ZERO, |p| next_delay(p, prev, failed_at));
     let mut events: Vec<RescheduleEvent> = match policy {
         Some(p) if p.unlimited => {
-            let skip = prev.reschedule_tracker.len().saturating_sub(MAX_PAST_EVENTS_UNLIMITED - 1);
+            let skip = prev
+                .reschedule_tracker
+                .len()
+                .saturating_sub(MAX_PAST_EVENTS_UNLIMITED - 1);
             prev.reschedule_tracker.iter().skip(skip).cloned().collect()
         }
         Some(p) if !p.interval.is_zero() => {
@@ -165,31 +184,75 @@ mod tests {
     fn attempts_within_interval() {
         let p = policy(DelayFunction::Constant, 2, false);
         assert!(eligible(Some(&p), &failed_at(100 * S, &[]), 100 * S));
-        assert!(eligible(Some(&p), &failed_at(100 * S, &[(90 * S, 5)]), 100 * S));
-        assert!(!eligible(Some(&p), &failed_at(100 * S, &[(80 * S, 5), (90 * S, 5)]), 100 * S));
+        assert!(eligible(
+            Some(&p),
+            &failed_at(100 * S, &[(90 * S, 5)]),
+            100 * S
+        ));
+        assert!(!eligible(
+            Some(&p),
+            &failed_at(100 * S, &[(80 * S, 5), (90 * S, 5)]),
+            100 * S
+        ));
         // Old attempts fall out of the interval.
         let late = 10_000 * S;
-        assert!(eligible(Some(&p), &failed_at(late, &[(80 * S, 5), (90 * S, 5)]), late));
-        assert!(eligible(Some(&policy(DelayFunction::Constant, 0, true)), &failed_at(1, &[(0, 1); 50]), 1));
+        assert!(eligible(
+            Some(&p),
+            &failed_at(late, &[(80 * S, 5), (90 * S, 5)]),
+            late
+        ));
+        assert!(eligible(
+            Some(&policy(DelayFunction::Constant, 0, true)),
+            &failed_at(1, &[(0, 1); 50]),
+            1
+        ));
         assert!(!eligible(None, &failed_at(1, &[]), 1));
-        assert!(!eligible(Some(&policy(DelayFunction::Constant, 0, false)), &failed_at(1, &[]), 1));
+        assert!(!eligible(
+            Some(&policy(DelayFunction::Constant, 0, false)),
+            &failed_at(1, &[]),
+            1
+        ));
     }
 
     #[test]
     fn delay_functions() {
         let t = 1000 * S;
         let exp = policy(DelayFunction::Exponential, 10, false);
-        assert_eq!(next_delay(&exp, &failed_at(t, &[]), t), Duration::from_secs(5));
-        assert_eq!(next_delay(&exp, &failed_at(t, &[(t - S, 5)]), t), Duration::from_secs(10));
-        assert_eq!(next_delay(&exp, &failed_at(t, &[(t - S, 40)]), t), Duration::from_secs(60));
+        assert_eq!(
+            next_delay(&exp, &failed_at(t, &[]), t),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            next_delay(&exp, &failed_at(t, &[(t - S, 5)]), t),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            next_delay(&exp, &failed_at(t, &[(t - S, 40)]), t),
+            Duration::from_secs(60)
+        );
         // Ran longer than max_delay since the last reschedule: reset.
-        assert_eq!(next_delay(&exp, &failed_at(t, &[(t - 100 * S, 40)]), t), Duration::from_secs(5));
+        assert_eq!(
+            next_delay(&exp, &failed_at(t, &[(t - 100 * S, 40)]), t),
+            Duration::from_secs(5)
+        );
         let fib = policy(DelayFunction::Fibonacci, 10, false);
-        assert_eq!(next_delay(&fib, &failed_at(t, &[(t - S, 5)]), t), Duration::from_secs(5));
-        assert_eq!(next_delay(&fib, &failed_at(t, &[(t - 2 * S, 5), (t - S, 5)]), t), Duration::from_secs(10));
-        assert_eq!(next_delay(&fib, &failed_at(t, &[(t - 2 * S, 5), (t - S, 10)]), t), Duration::from_secs(15));
+        assert_eq!(
+            next_delay(&fib, &failed_at(t, &[(t - S, 5)]), t),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            next_delay(&fib, &failed_at(t, &[(t - 2 * S, 5), (t - S, 5)]), t),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            next_delay(&fib, &failed_at(t, &[(t - 2 * S, 5), (t - S, 10)]), t),
+            Duration::from_secs(15)
+        );
         let c = policy(DelayFunction::Constant, 10, false);
-        assert_eq!(next_delay(&c, &failed_at(t, &[(t - S, 5)]), t), Duration::from_secs(5));
+        assert_eq!(
+            next_delay(&c, &failed_at(t, &[(t - S, 5)]), t),
+            Duration::from_secs(5)
+        );
         assert_eq!(next_time(Some(&c), &failed_at(t, &[]), t), Some(t + 5 * S));
     }
 

@@ -8,7 +8,12 @@ use wren_model::{Job, TaskGroup};
 
 /// Whether moving an allocation of `old_tg` (of `old_job`) to `new_tg` (of
 /// `new_job`) requires replacing it.
-pub(crate) fn destructive(old_job: &Job, old_tg: &TaskGroup, new_job: &Job, new_tg: &TaskGroup) -> bool {
+pub(crate) fn destructive(
+    old_job: &Job,
+    old_tg: &TaskGroup,
+    new_job: &Job,
+    new_tg: &TaskGroup,
+) -> bool {
     if old_job.meta != new_job.meta
         || old_tg.meta != new_tg.meta
         || old_tg.networks != new_tg.networks
@@ -62,7 +67,8 @@ mod tests {
         let (j, tg) = job();
         let mut t2 = tg.clone();
         t2.count = 5;
-        t2.constraints.push(Constraint::new("${attr.cpu.arch}", Operator::Eq, "arm64"));
+        t2.constraints
+            .push(Constraint::new("${attr.cpu.arch}", Operator::Eq, "arm64"));
         t2.tasks[0].kill_timeout = wren_model::Duration::from_secs(30);
         assert!(!destructive(&j, &tg, &j, &t2));
     }

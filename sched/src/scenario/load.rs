@@ -45,7 +45,11 @@ fn substitute(v: &Value, i: usize) -> Value {
     match v {
         Value::String(s) => Value::String(s.replace("{i}", &i.to_string())),
         Value::Array(a) => Value::Array(a.iter().map(|x| substitute(x, i)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), substitute(x, i))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), substitute(x, i)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -67,7 +71,9 @@ fn expand(list: Option<&Value>) -> Vec<Value> {
 }
 
 fn take_i64(o: &mut Map<String, Value>, k: &str) -> Option<i64> {
-    o.remove(k).and_then(|v| v.as_f64()).map(|x| (x * S as f64) as i64)
+    o.remove(k)
+        .and_then(|v| v.as_f64())
+        .map(|x| (x * S as f64) as i64)
 }
 
 fn node(v: &Value) -> Result<Node, String> {
@@ -99,18 +105,26 @@ fn job(v: &Value) -> Result<Job, String> {
     });
     merge(&mut j, v);
     let id = j.get("id").cloned().unwrap_or(Value::Null);
-    if j.get("name").is_none() {
-        if let Some(o) = j.as_object_mut() {
-            o.insert("name".into(), id);
-        }
+    if j.get("name").is_none()
+        && let Some(o) = j.as_object_mut()
+    {
+        o.insert("name".into(), id);
     }
-    let groups = j.get("task_groups").and_then(Value::as_array).cloned().unwrap_or_default();
+    let groups = j
+        .get("task_groups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let groups: Vec<Value> = groups
         .iter()
         .map(|g| {
             let mut base = json!({"count": 1, "tasks": [{}], "ephemeral_disk": {"size_mb": 100}});
             merge(&mut base, g);
-            let tasks = base.get("tasks").and_then(Value::as_array).cloned().unwrap_or_default();
+            let tasks = base
+                .get("tasks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let tasks: Vec<Value> = tasks
                 .iter()
                 .map(|t| {
@@ -154,40 +168,55 @@ fn alloc(v: &Value, jobs: &[Job]) -> Result<Allocation, String> {
         .or(Some(current));
     let tg = version.and_then(|j| j.group(&alloc.task_group));
     if alloc.name.is_empty() {
-        let i = alloc.id.rsplit('-').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let i = alloc
+            .id
+            .rsplit('-')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
         alloc.name = Allocation::name_for(&alloc.job_id, &alloc.task_group, i);
     }
-    if !has_resources {
-        if let Some(tg) = tg {
-            alloc.resources = AllocatedResources {
-                tasks: tg
-                    .tasks
-                    .iter()
-                    .map(|t| {
-                        (t.name.clone(), AllocatedTaskResources {
+    if !has_resources && let Some(tg) = tg {
+        alloc.resources = AllocatedResources {
+            tasks: tg
+                .tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        AllocatedTaskResources {
                             cpu: t.resources.cpu,
                             memory_mb: t.resources.memory_mb,
                             ..AllocatedTaskResources::default()
-                        })
-                    })
-                    .collect(),
-                disk_mb: tg.ephemeral_disk.size_mb,
-                ports: Vec::new(),
-            };
-        }
+                        },
+                    )
+                })
+                .collect(),
+            disk_mb: tg.ephemeral_disk.size_mb,
+            ports: Vec::new(),
+        };
     }
-    let task_names: Vec<String> = tg.map(|g| g.tasks.iter().map(|t| t.name.clone()).collect()).unwrap_or_default();
+    let task_names: Vec<String> = tg
+        .map(|g| g.tasks.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default();
     if failed_at.is_some() || started_at.is_some() {
         let states: BTreeMap<String, TaskState> = task_names
             .iter()
             .map(|n| {
-                (n.clone(), TaskState {
-                    state: if failed_at.is_some() { TaskStatus::Dead } else { TaskStatus::Running },
-                    failed: failed_at.is_some(),
-                    started_at: started_at.unwrap_or(1),
-                    finished_at: failed_at.unwrap_or(0),
-                    ..TaskState::default()
-                })
+                (
+                    n.clone(),
+                    TaskState {
+                        state: if failed_at.is_some() {
+                            TaskStatus::Dead
+                        } else {
+                            TaskStatus::Running
+                        },
+                        failed: failed_at.is_some(),
+                        started_at: started_at.unwrap_or(1),
+                        finished_at: failed_at.unwrap_or(0),
+                        ..TaskState::default()
+                    },
+                )
             })
             .collect();
         alloc.task_states = states;
@@ -199,7 +228,11 @@ fn alloc(v: &Value, jobs: &[Job]) -> Result<Allocation, String> {
             alloc.reschedule_tracker.push(RescheduleEvent {
                 time: (f(0) * S as f64) as i64,
                 delay: wren_model::Duration((f(1) * S as f64) as u64),
-                prev_alloc_id: e.get(2).and_then(Value::as_str).unwrap_or("earlier").to_owned(),
+                prev_alloc_id: e
+                    .get(2)
+                    .and_then(Value::as_str)
+                    .unwrap_or("earlier")
+                    .to_owned(),
                 prev_node_id: e.get(3).and_then(Value::as_str).unwrap_or("").to_owned(),
             });
         }
@@ -242,8 +275,14 @@ pub(crate) fn load(case: &Value) -> Result<Loaded, String> {
             state.insert_job_version(j.clone());
         }
     }
-    for d in case.get("deployments").and_then(Value::as_array).into_iter().flatten() {
-        let d: Deployment = serde_json::from_value(d.clone()).map_err(|e| format!("deployment: {e}"))?;
+    for d in case
+        .get("deployments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let d: Deployment =
+            serde_json::from_value(d.clone()).map_err(|e| format!("deployment: {e}"))?;
         state.upsert_deployment(d);
     }
     for a in expand(case.get("allocs")) {
@@ -271,7 +310,11 @@ pub(crate) fn load(case: &Value) -> Result<Loaded, String> {
     Ok(Loaded {
         state,
         eval,
-        now: (case.get("now_s").and_then(Value::as_f64).unwrap_or(1_000_000.0) * S as f64) as i64,
+        now: (case
+            .get("now_s")
+            .and_then(Value::as_f64)
+            .unwrap_or(1_000_000.0)
+            * S as f64) as i64,
         seed: case.get("seed").and_then(Value::as_u64).unwrap_or(1),
         config,
     })

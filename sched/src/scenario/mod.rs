@@ -131,7 +131,10 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                 }
             }
             "lost" => {
-                let got = ids(stopped.iter().copied().filter(|a| a.client_status == ClientStatus::Lost));
+                let got = ids(stopped
+                    .iter()
+                    .copied()
+                    .filter(|a| a.client_status == ClientStatus::Lost));
                 if got != strings(want) {
                     fail(format!("lost: got {got:?}, want {want}"));
                 }
@@ -143,7 +146,10 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                 }
             }
             "unknown" => {
-                let got = ids(updated.iter().copied().filter(|a| a.client_status == ClientStatus::Unknown));
+                let got = ids(updated
+                    .iter()
+                    .copied()
+                    .filter(|a| a.client_status == ClientStatus::Unknown));
                 if got != strings(want) {
                     fail(format!("unknown: got {got:?}, want {want}"));
                 }
@@ -151,7 +157,9 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
             "reconnected" => {
                 let got = ids(updated.iter().copied().filter(|a| {
                     a.disconnected_at.is_none()
-                        && state.alloc(&a.id).is_some_and(|o| o.disconnected_at.is_some())
+                        && state
+                            .alloc(&a.id)
+                            .is_some_and(|o| o.disconnected_at.is_some())
                 }));
                 if got != strings(want) {
                     fail(format!("reconnected: got {got:?}, want {want}"));
@@ -187,16 +195,24 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                         .find(|a| a.previous_allocation.as_deref() == Some(prev.as_str()))
                         .map(|a| a.reschedule_tracker.len() as u64);
                     if got != Some(n) {
-                        fail(format!("tracker of {prev}'s replacement: got {got:?}, want {n}"));
+                        fail(format!(
+                            "tracker of {prev}'s replacement: got {got:?}, want {n}"
+                        ));
                     }
                 }
             }
             "desired" => {
                 let ann = plan.annotations.as_ref().map(|a| &a.desired_tg_updates);
                 for (g, fields) in want.as_object().into_iter().flatten() {
-                    let got = ann.and_then(|a| a.get(g)).map(|d| serde_json::to_value(d).unwrap_or_default());
+                    let got = ann
+                        .and_then(|a| a.get(g))
+                        .map(|d| serde_json::to_value(d).unwrap_or_default());
                     for (f, n) in fields.as_object().into_iter().flatten() {
-                        let v = got.as_ref().and_then(|d| d.get(f)).cloned().unwrap_or(Value::Null);
+                        let v = got
+                            .as_ref()
+                            .and_then(|d| d.get(f))
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         if &v != n {
                             fail(format!("desired {g}.{f}: got {v}, want {n}"));
                         }
@@ -210,14 +226,19 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
             }
             "blocked" => {
                 if out.blocked.is_some() != want.as_bool().unwrap_or(false) {
-                    fail(format!("blocked: got {:?}", out.blocked.as_ref().map(|b| &b.id)));
+                    fail(format!(
+                        "blocked: got {:?}",
+                        out.blocked.as_ref().map(|b| &b.id)
+                    ));
                 }
             }
             "escaped" => {
                 let got = out
                     .blocked
                     .as_ref()
-                    .map_or(out.eval.escaped_computed_class, |b| b.escaped_computed_class);
+                    .map_or(out.eval.escaped_computed_class, |b| {
+                        b.escaped_computed_class
+                    });
                 if Some(got) != want.as_bool() {
                     fail(format!("escaped: got {got}, want {want}"));
                 }
@@ -236,7 +257,12 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
             }
             "explain" => {
                 for (g, parts) in want.as_object().into_iter().flatten() {
-                    let got = out.eval.failed_tg_allocs.get(g).map(|m| m.explain()).unwrap_or_default();
+                    let got = out
+                        .eval
+                        .failed_tg_allocs
+                        .get(g)
+                        .map(|m| m.explain())
+                        .unwrap_or_default();
                     for p in strings(parts) {
                         if !got.contains(&p) {
                             fail(format!("explain {g}: {got:?} lacks {p:?}"));
@@ -261,7 +287,10 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                     .flatten()
                     .map(|f| {
                         (
-                            f.get("triggered_by").and_then(Value::as_str).unwrap_or("").to_owned(),
+                            f.get("triggered_by")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned(),
                             f.get("wait_until_s").and_then(Value::as_i64).unwrap_or(0),
                         )
                     })
@@ -271,11 +300,14 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                 }
             }
             "deployment" => {
-                let created = plan.deployment.as_ref().is_some_and(|d| state.deployment(&d.id).is_none());
-                if let Some(c) = want.get("created").and_then(Value::as_bool) {
-                    if c != created {
-                        fail(format!("deployment created: got {created}, want {c}"));
-                    }
+                let created = plan
+                    .deployment
+                    .as_ref()
+                    .is_some_and(|d| state.deployment(&d.id).is_none());
+                if let Some(c) = want.get("created").and_then(Value::as_bool)
+                    && c != created
+                {
+                    fail(format!("deployment created: got {created}, want {c}"));
                 }
                 if let Some(dc) = want.get("desired_canaries") {
                     for (g, n) in counts(dc) {
@@ -296,7 +328,11 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                 }
             }
             "deployment_updates" => {
-                let got: Vec<String> = plan.deployment_updates.iter().map(|u| u.status.as_str().to_owned()).collect();
+                let got: Vec<String> = plan
+                    .deployment_updates
+                    .iter()
+                    .map(|u| u.status.as_str().to_owned())
+                    .collect();
                 if got != strings(want) {
                     fail(format!("deployment_updates: got {got:?}, want {want}"));
                 }
@@ -342,7 +378,12 @@ fn check(state: &crate::MemState, out: &Outcome, expect: &Value) -> Vec<String> 
                     .map(|p| u64::from(p.value))
                     .collect();
                 got.sort_unstable();
-                let w: Vec<u64> = want.as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+                let w: Vec<u64> = want
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .collect();
                 if got != w {
                     fail(format!("fixed ports: got {got:?}, want {w:?}"));
                 }
@@ -358,19 +399,44 @@ fn run_case(name: &str, case: &Value) -> Vec<String> {
         Ok(l) => l,
         Err(e) => return vec![format!("{name}: cannot load: {e}")],
     };
-    let out = schedule(&loaded.state, &loaded.eval, loaded.now, loaded.seed, &loaded.config);
-    if std::env::var("SCHED_SCENARIO_DUMP").is_ok_and(|want| !want.is_empty() && name.contains(&want)) {
-        eprintln!("{name}:\n{}\n{}", wren_model::codec::to_json_pretty(&out.plan), wren_model::codec::to_json_pretty(&out.eval));
+    let out = schedule(
+        &loaded.state,
+        &loaded.eval,
+        loaded.now,
+        loaded.seed,
+        &loaded.config,
+    );
+    if std::env::var("SCHED_SCENARIO_DUMP")
+        .is_ok_and(|want| !want.is_empty() && name.contains(&want))
+    {
+        eprintln!(
+            "{name}:\n{}\n{}",
+            wren_model::codec::to_json_pretty(&out.plan),
+            wren_model::codec::to_json_pretty(&out.eval)
+        );
     }
-    let mut errs: Vec<String> = check(&loaded.state, &out, case.get("expect").unwrap_or(&Value::Null))
-        .into_iter()
-        .map(|e| format!("{name}: {e}"))
-        .collect();
+    let mut errs: Vec<String> = check(
+        &loaded.state,
+        &out,
+        case.get("expect").unwrap_or(&Value::Null),
+    )
+    .into_iter()
+    .map(|e| format!("{name}: {e}"))
+    .collect();
     let verdict = verify::verify_plan(&loaded.state, &out.plan);
     if !verdict.reasons.is_empty() {
-        errs.push(format!("{name}: plan verifier rejected the plan: {:?}", verdict.reasons));
+        errs.push(format!(
+            "{name}: plan verifier rejected the plan: {:?}",
+            verdict.reasons
+        ));
     }
-    let again = schedule(&loaded.state, &loaded.eval, loaded.now, loaded.seed, &loaded.config);
+    let again = schedule(
+        &loaded.state,
+        &loaded.eval,
+        loaded.now,
+        loaded.seed,
+        &loaded.config,
+    );
     if again != out {
         errs.push(format!("{name}: the same inputs gave a different outcome"));
     }
@@ -379,7 +445,10 @@ fn run_case(name: &str, case: &Value) -> Vec<String> {
 
 /// Runs every case of one file.
 fn run_file(path: &Path) -> (usize, Vec<String>) {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return (0, vec![format!("{file}: {e}")]),
@@ -391,12 +460,18 @@ fn run_file(path: &Path) -> (usize, Vec<String>) {
     let Some(cases) = doc.get("cases").and_then(Value::as_array) else {
         return (1, run_case(&file, &doc));
     };
-    let base = doc.get("base").cloned().unwrap_or(Value::Object(Default::default()));
+    let base = doc
+        .get("base")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
     let mut errs = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let mut case = base.clone();
         merge(&mut case, c);
-        let name = c.get("name").and_then(Value::as_str).map_or_else(|| format!("#{i}"), str::to_owned);
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{i}"), str::to_owned);
         errs.extend(run_case(&format!("{file} [{name}]"), &case));
     }
     (cases.len(), errs)
@@ -420,6 +495,11 @@ fn scenarios() {
         total += n;
         errs.extend(e);
     }
-    assert!(errs.is_empty(), "{} of {total} scenario checks failed:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} of {total} scenario checks failed:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
     eprintln!("{total} scenarios in {} files passed", files.len());
 }

@@ -8,7 +8,7 @@
 //! checks and scorers. A placement walks the candidates from where the
 //! previous one stopped, skipping infeasible nodes by a cached per-class
 //! verdict, and scores only the first few feasible nodes that fit (see
-//! [`SchedConfig::candidate_limit`]), so its cost does not grow with the
+//! [`crate::SchedConfig::candidate_limit`]), so its cost does not grow with the
 //! cluster.
 
 mod cluster;
@@ -70,7 +70,10 @@ pub(crate) struct GroupPlacer<'a> {
 impl<'a> GroupPlacer<'a> {
     /// Prepares `tg` against the cluster, counting the group's allocations
     /// that stay.
-    pub(crate) fn new<S: StateView + ?Sized>(cluster: &Cluster<'a, S>, tg: &'a TaskGroup) -> GroupPlacer<'a> {
+    pub(crate) fn new<S: StateView + ?Sized>(
+        cluster: &Cluster<'a, S>,
+        tg: &'a TaskGroup,
+    ) -> GroupPlacer<'a> {
         let job = cluster.job;
         let ask = Ask::new(tg);
         let feas = Feasibility::new(job, tg, &ask);
@@ -111,7 +114,11 @@ impl<'a> GroupPlacer<'a> {
 
     /// Frees a running allocation of this group that a placement replaces
     /// (see [`GroupPlacer::reclaim`]).
-    pub(crate) fn release<S: StateView + ?Sized>(&mut self, cluster: &mut Cluster<'a, S>, a: &Allocation) -> bool {
+    pub(crate) fn release<S: StateView + ?Sized>(
+        &mut self,
+        cluster: &mut Cluster<'a, S>,
+        a: &Allocation,
+    ) -> bool {
         if !cluster.release(a) {
             return false;
         }
@@ -127,7 +134,11 @@ impl<'a> GroupPlacer<'a> {
 
     /// Takes back an allocation [`GroupPlacer::release`] freed, when its
     /// replacement could not be placed.
-    pub(crate) fn reclaim<S: StateView + ?Sized>(&mut self, cluster: &mut Cluster<'a, S>, a: &Allocation) {
+    pub(crate) fn reclaim<S: StateView + ?Sized>(
+        &mut self,
+        cluster: &mut Cluster<'a, S>,
+        a: &Allocation,
+    ) {
         cluster.reclaim(a);
         if let Some(i) = cluster.candidate(&a.node_id) {
             self.tg_counts[i] += 1;
@@ -275,7 +286,13 @@ impl<'a> GroupPlacer<'a> {
         let keep = cluster.config.retained_scores.max(1).min(found.len());
         if keep == 1 {
             let best = (0..found.len())
-                .reduce(|b, j| if found[j].1.norm > found[b].1.norm { j } else { b })
+                .reduce(|b, j| {
+                    if found[j].1.norm > found[b].1.norm {
+                        j
+                    } else {
+                        b
+                    }
+                })
                 .unwrap_or(0);
             found.swap(0, best);
         } else {
@@ -344,7 +361,11 @@ impl<'a> GroupPlacer<'a> {
     }
 
     /// Records a placement so later ones see it.
-    pub(crate) fn commit<S: StateView + ?Sized>(&mut self, cluster: &mut Cluster<'a, S>, picked: &Picked<'a>) {
+    pub(crate) fn commit<S: StateView + ?Sized>(
+        &mut self,
+        cluster: &mut Cluster<'a, S>,
+        picked: &Picked<'a>,
+    ) {
         let i = picked.cand;
         let node = picked.node;
         let _ = cluster.slot(i).usage.add(node, &picked.resources);

@@ -81,7 +81,12 @@ impl<'a> GroupPlacer<'a> {
         }
     }
 
-    pub(super) fn metric<S: StateView + ?Sized>(&self, cluster: &Cluster<'a, S>, tally: &Tally, ranked: &[(usize, Score)]) -> AllocMetric {
+    pub(super) fn metric<S: StateView + ?Sized>(
+        &self,
+        cluster: &Cluster<'a, S>,
+        tally: &Tally,
+        ranked: &[(usize, Score)],
+    ) -> AllocMetric {
         let mut m = cluster.base_metric();
         m.nodes_evaluated = tally.evaluated;
         m.nodes_filtered = tally.filtered;
@@ -102,12 +107,19 @@ impl<'a> GroupPlacer<'a> {
             *m.constraint_filtered.entry(label.to_owned()).or_insert(0) += n;
         }
         for &(dim, n) in &tally.dims {
-            *m.dimension_exhausted.entry(dim.label(&self.ask)).or_insert(0) += n;
+            *m.dimension_exhausted
+                .entry(dim.label(&self.ask))
+                .or_insert(0) += n;
         }
         if ranked.is_empty() {
             // Per-class detail only where it explains a failure: a
             // successful placement would pay for a string per class.
-            let class = |c: u32| cluster.class_names.get(c as usize).map_or_else(String::new, |s| s.to_string());
+            let class = |c: u32| {
+                cluster
+                    .class_names
+                    .get(c as usize)
+                    .map_or_else(String::new, |s| s.to_string())
+            };
             for &(c, n) in &tally.class_filtered {
                 *m.class_filtered.entry(class(c)).or_insert(0) += n;
             }
@@ -121,8 +133,10 @@ impl<'a> GroupPlacer<'a> {
                         .insert("datacenter".into(), cluster.other_dc);
                 }
                 if cluster.unschedulable > 0 {
-                    m.constraint_filtered
-                        .insert("node status, eligibility or drain".into(), cluster.unschedulable);
+                    m.constraint_filtered.insert(
+                        "node status, eligibility or drain".into(),
+                        cluster.unschedulable,
+                    );
                 }
             }
         }

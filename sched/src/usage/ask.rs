@@ -23,7 +23,11 @@ impl DeviceAsk {
     }
 
     pub(crate) fn affinity(&self, dev: &NodeDeviceResource) -> f64 {
-        let total: f64 = self.affinities.iter().map(|a| f64::from(a.weight).abs()).sum();
+        let total: f64 = self
+            .affinities
+            .iter()
+            .map(|a| f64::from(a.weight).abs())
+            .sum();
         if total == 0.0 {
             return 0.0;
         }
@@ -127,7 +131,7 @@ impl Ask {
     }
 
     /// Every device ask, flattened, in task order (the index used by
-    /// [`Exhausted::Device`]).
+    /// [`super::Exhausted::Device`]).
     pub(crate) fn device_asks(&self) -> impl Iterator<Item = &DeviceAsk> {
         self.tasks.iter().flat_map(|t| t.devices.iter())
     }

@@ -210,10 +210,10 @@ impl NodeUsage {
             }
             for d in &t.devices {
                 for id in &d.device_ids {
-                    if let Some((g, i)) = device_slot(node, d, id) {
-                        if let Some(used) = self.devices.get_mut(g).and_then(|v| v.get_mut(i)) {
-                            *used = false;
-                        }
+                    if let Some((g, i)) = device_slot(node, d, id)
+                        && let Some(used) = self.devices.get_mut(g).and_then(|v| v.get_mut(i))
+                    {
+                        *used = false;
                     }
                 }
             }
@@ -242,11 +242,18 @@ impl NodeUsage {
     }
 
     /// Whether every handed-out core and port is one the node offers.
-    pub(crate) fn outside_node(&self, node: &Node, reserved_ports: &[(u16, u16)]) -> Option<Overlap> {
+    pub(crate) fn outside_node(
+        &self,
+        node: &Node,
+        reserved_ports: &[(u16, u16)],
+    ) -> Option<Overlap> {
         for (w, word) in self.cores.iter().enumerate() {
             for b in 0..64u32 {
                 let c = w as u32 * 64 + b;
-                if word & (1 << b) != 0 && c >= node.resources.cores && !node.reserved.cores.contains(&c) {
+                if word & (1 << b) != 0
+                    && c >= node.resources.cores
+                    && !node.reserved.cores.contains(&c)
+                {
                     return Some(Overlap::Core(c));
                 }
             }
@@ -259,7 +266,13 @@ impl NodeUsage {
 
     /// Whether `ask` fits beside what is handed out, without building the
     /// grant (the scan over candidate nodes calls this for every node).
-    pub(crate) fn check(&self, node: &Node, cap: &Cap, ask: &Ask, reserved_ports: &[(u16, u16)]) -> Result<(), Exhausted> {
+    pub(crate) fn check(
+        &self,
+        node: &Node,
+        cap: &Cap,
+        ask: &Ask,
+        reserved_ports: &[(u16, u16)],
+    ) -> Result<(), Exhausted> {
         if self.cpu + cap.cpu_of(ask) > cap.cpu {
             return Err(Exhausted::Cpu);
         }
@@ -273,7 +286,9 @@ impl NodeUsage {
             return Ok(());
         }
         if ask.cores > 0 {
-            let used = (0..node.resources.cores).filter(|&c| self.core_used(c)).count() as u32;
+            let used = (0..node.resources.cores)
+                .filter(|&c| self.core_used(c))
+                .count() as u32;
             if node.resources.cores.saturating_sub(used) < ask.cores {
                 return Err(Exhausted::Cores);
             }
@@ -408,7 +423,10 @@ impl NodeUsage {
         }
         let (g, _) = best?;
         let dev = node.resources.devices.get(g)?;
-        let picked: Vec<usize> = self.free_instances(dev, g, taken).take(d.count as usize).collect();
+        let picked: Vec<usize> = self
+            .free_instances(dev, g, taken)
+            .take(d.count as usize)
+            .collect();
         let ids = picked
             .iter()
             .filter_map(|&i| dev.instances.get(i).map(|x| x.id.clone()))
@@ -428,15 +446,18 @@ impl NodeUsage {
         g: usize,
         taken: &'a [(usize, usize)],
     ) -> impl Iterator<Item = usize> + 'a {
-        dev.instances.iter().enumerate().filter_map(move |(i, inst)| {
-            let used = self
-                .devices
-                .get(g)
-                .and_then(|v| v.get(i))
-                .copied()
-                .unwrap_or(true);
-            (inst.healthy && !used && !taken.contains(&(g, i))).then_some(i)
-        })
+        dev.instances
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, inst)| {
+                let used = self
+                    .devices
+                    .get(g)
+                    .and_then(|v| v.get(i))
+                    .copied()
+                    .unwrap_or(true);
+                (inst.healthy && !used && !taken.contains(&(g, i))).then_some(i)
+            })
     }
 
     fn pick_ports(
@@ -513,12 +534,19 @@ pub(crate) fn dynamic_range(node: &Node) -> (u16, u16) {
 }
 
 fn device_slot(node: &Node, d: &AllocatedDevice, id: &str) -> Option<(usize, usize)> {
-    node.resources.devices.iter().enumerate().find_map(|(g, dev)| {
-        if dev.vendor != d.vendor || dev.device_type != d.device_type || dev.name != d.name {
-            return None;
-        }
-        dev.instances.iter().position(|i| i.id == id).map(|i| (g, i))
-    })
+    node.resources
+        .devices
+        .iter()
+        .enumerate()
+        .find_map(|(g, dev)| {
+            if dev.vendor != d.vendor || dev.device_type != d.device_type || dev.name != d.name {
+                return None;
+            }
+            dev.instances
+                .iter()
+                .position(|i| i.id == id)
+                .map(|i| (g, i))
+        })
 }
 
 /// Parses a node's reserved ports (`22,80,8000-8100`). Entries that do not

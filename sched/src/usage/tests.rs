@@ -28,9 +28,21 @@ fn node() -> Node {
         device_type: "gpu".into(),
         name: "T4".into(),
         instances: vec![
-            NodeDevice { id: "g0".into(), healthy: true, ..NodeDevice::default() },
-            NodeDevice { id: "g1".into(), healthy: false, ..NodeDevice::default() },
-            NodeDevice { id: "g2".into(), healthy: true, ..NodeDevice::default() },
+            NodeDevice {
+                id: "g0".into(),
+                healthy: true,
+                ..NodeDevice::default()
+            },
+            NodeDevice {
+                id: "g1".into(),
+                healthy: false,
+                ..NodeDevice::default()
+            },
+            NodeDevice {
+                id: "g2".into(),
+                healthy: true,
+                ..NodeDevice::default()
+            },
         ],
         ..NodeDeviceResource::default()
     }];
@@ -47,7 +59,11 @@ fn group(cpu: u32, cores: u32, mem: u64, gpus: u32, ports: (usize, usize)) -> Ta
                 cores,
                 memory_mb: mem,
                 devices: (gpus > 0)
-                    .then(|| RequestedDevice { name: "nvidia/gpu".into(), count: gpus, ..Default::default() })
+                    .then(|| RequestedDevice {
+                        name: "nvidia/gpu".into(),
+                        count: gpus,
+                        ..Default::default()
+                    })
                     .into_iter()
                     .collect(),
                 ..Resources::default()
@@ -56,10 +72,17 @@ fn group(cpu: u32, cores: u32, mem: u64, gpus: u32, ports: (usize, usize)) -> Ta
         }],
         networks: vec![NetworkResource {
             reserved_ports: (0..ports.0)
-                .map(|i| Port { label: format!("r{i}"), value: 8080 + i as u16, ..Port::default() })
+                .map(|i| Port {
+                    label: format!("r{i}"),
+                    value: 8080 + i as u16,
+                    ..Port::default()
+                })
                 .collect(),
             dynamic_ports: (0..ports.1)
-                .map(|i| Port { label: format!("d{i}"), ..Port::default() })
+                .map(|i| Port {
+                    label: format!("d{i}"),
+                    ..Port::default()
+                })
                 .collect(),
             ..NetworkResource::default()
         }],
@@ -81,7 +104,11 @@ fn grants_cores_devices_ports_and_runs_out() {
     assert_eq!(t.cpu, 2000, "two cores' worth of MHz");
     assert_eq!(t.devices[0].device_ids, vec!["g0"]);
     assert_eq!(got.ports[0].value, 8080);
-    assert!(matches!(got.ports[1].value, 20_011 | 20_012), "{:?}", got.ports);
+    assert!(
+        matches!(got.ports[1].value, 20_011 | 20_012),
+        "{:?}",
+        got.ports
+    );
     assert_eq!(got.ports[0].host_ip, "10.0.0.5");
     u.add(&n, &got).unwrap();
 
@@ -89,21 +116,37 @@ fn grants_cores_devices_ports_and_runs_out() {
     assert_eq!(again, Err(Exhausted::Cores), "only core 3 is left");
     let one_core = Ask::new(&group(0, 1, 100, 1, (0, 1)));
     let got2 = u.fit(&n, &one_core, &reserved, &mut rng).unwrap();
-    assert_eq!(got2.tasks["t"].devices[0].device_ids, vec!["g2"], "g1 is unhealthy");
+    assert_eq!(
+        got2.tasks["t"].devices[0].device_ids,
+        vec!["g2"],
+        "g1 is unhealthy"
+    );
     u.add(&n, &got2).unwrap();
     let gpu = Ask::new(&group(10, 0, 10, 1, (0, 0)));
-    assert_eq!(u.fit(&n, &gpu, &reserved, &mut rng), Err(Exhausted::Device(0)));
+    assert_eq!(
+        u.fit(&n, &gpu, &reserved, &mut rng),
+        Err(Exhausted::Device(0))
+    );
     let port = Ask::new(&group(10, 0, 10, 0, (1, 0)));
-    assert_eq!(u.fit(&n, &port, &reserved, &mut rng), Err(Exhausted::ReservedPort(8080)));
+    assert_eq!(
+        u.fit(&n, &port, &reserved, &mut rng),
+        Err(Exhausted::ReservedPort(8080))
+    );
     let dynamic = Ask::new(&group(10, 0, 10, 0, (0, 1)));
-    assert_eq!(u.fit(&n, &dynamic, &reserved, &mut rng), Err(Exhausted::DynamicPorts));
+    assert_eq!(
+        u.fit(&n, &dynamic, &reserved, &mut rng),
+        Err(Exhausted::DynamicPorts)
+    );
     let mem = Ask::new(&group(10, 0, 4000, 0, (0, 0)));
     assert_eq!(u.fit(&n, &mem, &reserved, &mut rng), Err(Exhausted::Memory));
     let cpu = Ask::new(&group(3000, 0, 10, 0, (0, 0)));
     assert_eq!(u.fit(&n, &cpu, &reserved, &mut rng), Err(Exhausted::Cpu));
 
     u.remove(&n, &got);
-    assert!(u.fit(&n, &ask, &reserved, &mut rng).is_ok(), "freed by remove");
+    assert!(
+        u.fit(&n, &ask, &reserved, &mut rng).is_ok(),
+        "freed by remove"
+    );
 }
 
 #[test]
@@ -113,16 +156,25 @@ fn overlaps_are_reported() {
     let res = AllocatedResources {
         tasks: BTreeMap::from([(
             "t".into(),
-            AllocatedTaskResources { cores: vec![0], ..Default::default() },
+            AllocatedTaskResources {
+                cores: vec![0],
+                ..Default::default()
+            },
         )]),
         ..Default::default()
     };
     assert_eq!(u.add(&n, &res), Err(Overlap::Core(0)), "core 0 is reserved");
     let ports = AllocatedResources {
-        ports: vec![AllocatedPort { value: 22, ..Default::default() }],
+        ports: vec![AllocatedPort {
+            value: 22,
+            ..Default::default()
+        }],
         ..Default::default()
     };
     u.add(&n, &ports).unwrap();
-    assert_eq!(u.outside_node(&n, &parse_port_ranges("22")), Some(Overlap::Port(22)));
+    assert_eq!(
+        u.outside_node(&n, &parse_port_ranges("22")),
+        Some(Overlap::Port(22))
+    );
     assert_eq!(u.add(&n, &ports), Err(Overlap::Port(22)));
 }
