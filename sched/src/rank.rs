@@ -510,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn many_values_switch_to_hashing() {
+        let tg = TaskGroup {
+            count: 40,
+            spreads: vec![Spread {
+                attribute: "${meta.zone}".into(),
+                weight: 10,
+                targets: vec![],
+            }],
+            ..TaskGroup::default()
+        };
+        let nodes: Vec<Node> = (0..40).map(|i| dc_node(&format!("z{i}"))).collect();
+        let refs: Vec<&Node> = nodes.iter().collect();
+        let mut s = Spreads::new(&Job::default(), &tg, &refs);
+        for i in 0..40 {
+            assert_eq!(s.score(i), 0.0, "each value's share is one allocation");
+        }
+        s.record_node(&dc_node("z33"));
+        assert!(s.score(33) < 0.0);
+        assert_eq!(s.score(32), 0.0);
+        s.unrecord_node(&dc_node("z33"));
+        assert_eq!(s.score(33), 0.0);
+    }
+
+    #[test]
     fn affinities_weigh_matches() {
         let job = Job {
             affinities: vec![

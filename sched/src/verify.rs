@@ -24,7 +24,7 @@ use wren_model::{
 use crate::config::max_plan_attempts;
 use crate::rng::Rng;
 use crate::state::StateView;
-use crate::usage::{NodeUsage, Overlap, parse_port_ranges};
+use crate::usage::{Exhausted, NodeUsage, Overlap, parse_port_ranges};
 
 /// Why a node's part of a plan was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,9 +201,14 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
             }
         }
     }
-    usage
-        .within_capacity(node)
-        .map_err(|e| over(format!("{e:?}").to_lowercase()))?;
+    usage.within_capacity(node).map_err(|e| {
+        over(match e {
+            Exhausted::Cpu => "cpu".into(),
+            Exhausted::Memory => "memory".into(),
+            Exhausted::Disk => "disk".into(),
+            other => format!("{other:?}"),
+        })
+    })?;
     if let Some(o) = usage.outside_node(node, &parse_port_ranges(&node.reserved.ports)) {
         return Err(over(overlap(o)));
     }
@@ -281,5 +286,203 @@ impl Replan {
         };
         failed.blocked_eval = Some(blocked.id.clone());
         (failed, blocked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wren_model::{
+        AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Allocation,
+        DrainStrategy, Node, NodeDevice, NodeDeviceResource,
+    };
+
+    use crate::state::MemState;
+
+    fn node(id: &str) -> Node {
+        let mut n = Node {
+            id: id.into(),
+            status: NodeStatus::Ready,
+            ..Node::default()
+        };
+        n.resources.cpu = 1000;
+        n.resources.cores = 2;
+        n.resources.memory_mb = 1000;
+        n.resources.disk_mb = 1000;
+        n.reserved.ports = "22".into();
+        n.resources.devices = vec![NodeDeviceResource {
+            vendor: "v".into(),
+            device_type: "gpu".into(),
+            name: "m".into(),
+            instances: vec![
+                NodeDevice { id: "d0".into(), healthy: true, ..NodeDevice::default() },
+                NodeDevice { id: "d1".into(), healthy: false, ..NodeDevice::default() },
+            ],
+            ..NodeDeviceResource::default()
+        }];
+        n
+    }
+
+    fn alloc(id: &str, node: &str, mem: u64) -> Allocation {
+        Allocation {
+            id: id.into(),
+            node_id: node.into(),
+            job_id: "j".into(),
+            resources: AllocatedResources {
+                tasks: BTreeMap::from([(
+                    "t".into(),
+                    AllocatedTaskResources { cpu: 100, memory_mb: mem, ..Default::default() },
+                )]),
+                ..Default::default()
+            },
+            ..Allocation::default()
+        }
+    }
+
+    fn state() -> MemState {
+        let mut s = MemState::new();
+        for id in ["a", "b"] {
+            s.upsert_node(node(id));
+        }
+        s.upsert_alloc(alloc("old", "a", 600));
+        s
+    }
+
+    fn plan(placements: Vec<Allocation>) -> Plan {
+        let mut p = Plan::default();
+        for a in placements {
+            p.node_allocation.entry(a.node_id.clone()).or_default().push(a);
+        }
+        p
+    }
+
+    #[test]
+    fn what_fits_is_committed_and_the_rest_refused() {
+        let s = state();
+        let p = plan(vec![alloc("x", "a", 500), alloc("y", "b", 500)]);
+        let v = verify_plan(&s, &p);
+        assert_eq!(v.result.rejected_nodes, vec!["a".to_owned()]);
+        assert_eq!(v.result.refresh_index, s.index());
+        assert!(v.result.node_allocation.contains_key("b"));
+        assert!(matches!(&v.reasons[0], Rejection::Overcommitted { dimension, .. } if dimension == "memory"));
+        let mut all = p.clone();
+        all.all_at_once = true;
+        let v = verify_plan(&s, &all);
+        assert!(v.result.node_allocation.is_empty(), "all or nothing");
+        assert_eq!(v.result.rejected_nodes, vec!["a".to_owned()]);
+    }
+
+    #[test]
+    fn stopping_makes_room_and_stops_always_fit() {
+        let s = state();
+        let mut p = plan(vec![alloc("x", "a", 500)]);
+        let mut stop = alloc("old", "a", 600);
+        stop.desired_status = DesiredStatus::Stop;
+        p.node_update.insert("a".into(), vec![stop.clone()]);
+        let v = verify_plan(&s, &p);
+        assert!(v.reasons.is_empty(), "{:?}", v.reasons);
+        let mut gone = Plan::default();
+        stop.node_id = "ghost".into();
+        gone.node_update.insert("ghost".into(), vec![stop]);
+        assert!(verify_plan(&s, &gone).reasons.is_empty());
+    }
+
+    #[test]
+    fn node_state_is_checked() {
+        let mut s = state();
+        assert_eq!(
+            verify_plan(&s, &plan(vec![alloc("x", "ghost", 1)])).reasons,
+            vec![Rejection::NoNode("ghost".into())]
+        );
+        if let Some(n) = s.node_mut("b") {
+            n.status = NodeStatus::Down;
+        }
+        assert!(matches!(
+            verify_plan(&s, &plan(vec![alloc("x", "b", 1)])).reasons[..],
+            [Rejection::NotReady { .. }]
+        ));
+        if let Some(n) = s.node_mut("b") {
+            n.status = NodeStatus::Disconnected;
+        }
+        let mut unknown = alloc("x", "b", 1);
+        unknown.client_status = ClientStatus::Unknown;
+        assert!(verify_plan(&s, &plan(vec![unknown])).reasons.is_empty(), "marking unknown is fine");
+        if let Some(n) = s.node_mut("a") {
+            n.drain = Some(DrainStrategy::default());
+        }
+        assert_eq!(
+            verify_plan(&s, &plan(vec![alloc("x", "a", 1)])).reasons,
+            vec![Rejection::Ineligible("a".into())]
+        );
+        let mut update = alloc("old", "a", 600);
+        update.job_version = 2;
+        assert!(verify_plan(&s, &plan(vec![update])).reasons.is_empty(), "updates in place are fine");
+    }
+
+    #[test]
+    fn stale_updates_are_refused() {
+        let mut s = state();
+        if let Some(a) = s.alloc_mut("old") {
+            a.desired_status = DesiredStatus::Stop;
+        }
+        let v = verify_plan(&s, &plan(vec![alloc("old", "a", 600)]));
+        assert!(matches!(v.reasons[..], [Rejection::Stale { .. }]));
+    }
+
+    #[test]
+    fn ports_cores_and_devices_are_not_handed_out_twice() {
+        let mut s = state();
+        let mut held = alloc("held", "b", 1);
+        held.resources.ports = vec![AllocatedPort { value: 8080, ..Default::default() }];
+        if let Some(t) = held.resources.tasks.get_mut("t") {
+            t.cores = vec![1];
+            t.devices = vec![AllocatedDevice {
+                vendor: "v".into(),
+                device_type: "gpu".into(),
+                name: "m".into(),
+                device_ids: vec!["d0".into()],
+            }];
+        }
+        s.upsert_alloc(held.clone());
+        let reason = |a: Allocation| verify_plan(&s, &plan(vec![a])).reasons;
+        let mut port = alloc("p", "b", 1);
+        port.resources.ports = vec![AllocatedPort { value: 8080, ..Default::default() }];
+        assert!(matches!(&reason(port)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 8080"));
+        let mut reserved = alloc("r", "b", 1);
+        reserved.resources.ports = vec![AllocatedPort { value: 22, ..Default::default() }];
+        assert!(matches!(&reason(reserved)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 22"));
+        let mut core = alloc("c", "b", 1);
+        if let Some(t) = core.resources.tasks.get_mut("t") {
+            t.cores = vec![1];
+        }
+        assert!(matches!(&reason(core)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "core 1"));
+        let mut dev = alloc("d", "b", 1);
+        if let Some(t) = dev.resources.tasks.get_mut("t") {
+            t.devices = held.resources.tasks["t"].devices.clone();
+        }
+        assert!(matches!(&reason(dev.clone())[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "device d0"));
+        if let Some(t) = dev.resources.tasks.get_mut("t") {
+            t.devices[0].device_ids = vec!["d1".into()];
+        }
+        assert!(matches!(&reason(dev)[..], [Rejection::Overcommitted { dimension, .. }] if dimension.starts_with("devices")), "d1 is unhealthy");
+    }
+
+    #[test]
+    fn replanning_after_partial_commits() {
+        let s = state();
+        let p = plan(vec![alloc("x", "a", 500), alloc("y", "b", 500)]);
+        let partial = verify_plan(&s, &p).result;
+        let full = verify_plan(&s, &plan(vec![alloc("y", "b", 500)])).result;
+        let mut r = Replan::new(JobType::Batch);
+        assert_eq!(r.after(&plan(vec![alloc("y", "b", 500)]), &full), Next::Done);
+        assert_eq!(r.after(&p, &partial), Next::Retry { refresh_index: s.index() });
+        assert_eq!(r.after(&p, &partial), Next::GiveUp, "batch: two attempts");
+        let eval = Evaluation { id: "e".into(), job_id: "j".into(), ..Evaluation::default() };
+        let (failed, blocked) = r.give_up(&eval, 5, 1);
+        assert_eq!(failed.status, EvalStatus::Failed);
+        assert_eq!(failed.blocked_eval.as_ref(), Some(&blocked.id));
+        assert_eq!(blocked.status, EvalStatus::Blocked);
+        assert_eq!(blocked.triggered_by, TriggeredBy::MaxPlanAttempts);
     }
 }

@@ -410,12 +410,13 @@ impl EvalBroker {
                 }
             }
         }
-        let expired: Vec<EvalId> = self
+        let mut expired: Vec<EvalId> = self
             .unacked
             .iter()
             .filter(|(_, u)| u.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
+        expired.sort();
         for id in expired {
             if let Some(u) = self.unacked.remove(&id) {
                 self.requeue_after_nack(u.eval, now);

@@ -19,7 +19,7 @@ mod filter;
 pub(crate) mod reschedule;
 pub(crate) mod update;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use wren_model::{
     Allocation, ClientStatus, Deployment, DeploymentStatusUpdate, DesiredUpdates, Evaluation, Job,
@@ -156,7 +156,7 @@ pub(crate) fn reconcile<'a, S: StateView + ?Sized>(
         }
         return out;
     }
-    let mut by_group: HashMap<&str, Vec<&'a Allocation>> = HashMap::new();
+    let mut by_group: BTreeMap<&str, Vec<&'a Allocation>> = BTreeMap::new();
     for a in &allocs {
         by_group.entry(a.task_group.as_str()).or_default().push(a);
     }

@@ -16,10 +16,10 @@ mod tally;
 
 pub(crate) use cluster::Cluster;
 
-use wren_model::{AllocMetric, AllocatedResources, Allocation, Node, TaskGroup};
+use wren_model::{AllocMetric, AllocatedResources, Allocation, Job, Node, TaskGroup};
 
 use crate::distinct::{Distinct, DistinctReason};
-use crate::feasible::{Feasibility, Reason};
+use crate::feasible::{Feasibility, Reason, datacenter_matches, pool_matches};
 use crate::rank::{Affinities, Score, Spreads, anti_affinity, fit_score};
 use crate::state::StateView;
 use crate::usage::{Ask, Exhausted};
@@ -53,6 +53,7 @@ pub(super) enum Filter {
 /// One task group's prepared checks and scorers.
 #[derive(Debug)]
 pub(crate) struct GroupPlacer<'a> {
+    job: &'a Job,
     pub(crate) tg: &'a TaskGroup,
     pub(crate) ask: Ask,
     feas: Feasibility,
@@ -98,6 +99,7 @@ impl<'a> GroupPlacer<'a> {
             .config
             .candidate_limit(job.job_type, cluster.nodes.len(), widened);
         GroupPlacer {
+            job,
             tg,
             ask,
             feas,
@@ -162,7 +164,9 @@ impl<'a> GroupPlacer<'a> {
     /// Whether `node` (any node, candidate or not) still satisfies the
     /// group's node requirements, for in-place updates.
     pub(crate) fn feasible_on(&self, node: &Node) -> bool {
-        self.feas.check_uncached(node, &self.ask).is_ok()
+        pool_matches(&self.job.node_pool, &node.node_pool)
+            && datacenter_matches(&self.job.datacenters, &node.datacenter)
+            && self.feas.check_uncached(node, &self.ask).is_ok()
     }
 
     fn evaluate<S: StateView + ?Sized>(
