@@ -222,6 +222,41 @@ fn run_count(nodes: usize, spread: bool, runs: usize, count: u32) -> Row {
     }
 }
 
+/// Places the job, commits the plan, then times evaluating it again.
+fn rerun(nodes: usize, runs: usize) -> (Duration, Option<Duration>) {
+    let mut state = fleet(nodes, 7);
+    state.register_job(job(10_000, true));
+    let eval = Evaluation {
+        id: "bench-eval".into(),
+        priority: 50,
+        job_type: JobType::Service,
+        triggered_by: TriggeredBy::JobRegister,
+        job_id: "fleet-sensors".into(),
+        status: EvalStatus::Pending,
+        ..Evaluation::default()
+    };
+    let config = SchedConfig::default();
+    let out = schedule(&state, &eval, 1_000_000_000_000, 1, &config);
+    let verdict = wren_sched::verify::verify_plan(&state, &out.plan);
+    assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
+    state.apply_plan_result(&verdict.result);
+    let mut walls = Vec::with_capacity(runs);
+    let mut cpus = Vec::with_capacity(runs);
+    for r in 0..runs {
+        let cpu_start = thread_cpu();
+        let start = Instant::now();
+        let again = schedule(&state, &eval, 1_000_000_000_000, r as u64, &config);
+        walls.push(start.elapsed());
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu()) {
+            cpus.push(b.saturating_sub(a));
+        }
+        assert!(again.plan.is_no_op(), "nothing to change");
+        std::hint::black_box(again);
+    }
+    let n = cpus.len();
+    (median(walls), (n == runs).then(|| median(cpus)))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| {
@@ -232,6 +267,11 @@ fn main() {
     };
     let runs = flag("--runs").unwrap_or(7).max(1);
     let only = flag("--only");
+    if let Some(n) = flag("--rerun-only") {
+        let (wall, cpu) = rerun(n, runs);
+        println!("re-evaluation on {n} nodes: {wall:?} wall, {cpu:?} cpu");
+        return;
+    }
     if let Some(n) = flag("--fixed-only") {
         let row = run_count(n, true, runs, 1);
         println!(
@@ -269,6 +309,22 @@ fn main() {
         );
     }
     println!("(median of {runs} runs each; one thread; cpu = the thread's own run time)");
+    println!();
+    println!("Re-evaluating a placed job (nothing to change; reconcile and no-op plan):");
+    println!();
+    println!("| nodes | allocations | median wall | median cpu |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for nodes in [1_000, 5_000, 10_000] {
+        if only.is_some_and(|o| o != nodes) {
+            continue;
+        }
+        let (wall, cpu) = rerun(nodes, runs);
+        println!(
+            "| {nodes} | 10000 | {:.1} ms | {:.1} ms |",
+            wall.as_secs_f64() * 1e3,
+            cpu.unwrap_or(wall).as_secs_f64() * 1e3
+        );
+    }
     println!();
     println!("Fixed cost of an evaluation (a job of 1, with spread):");
     println!();

@@ -66,6 +66,15 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
     plan.deployment = rec.deployment;
     plan.deployment_updates = rec.deployment_updates;
     let mut placement_seed = Rng::new(rng.next_u64());
+    let mut fin = Finish::new(state.index(), now);
+    fin.followups = rec.followups;
+    for tg in &job.task_groups {
+        fin.queued.insert(tg.name.clone(), 0);
+    }
+    if rec.inplace.is_empty() && rec.place.is_empty() {
+        // Nothing to place: no need to look at the nodes at all.
+        return outcome::finish(&mut placement_seed, eval, Some(job), plan, fin);
+    }
     let mut cluster = Cluster::new(state, job, config, rng, stopping);
     let mut placers: BTreeMap<&str, GroupPlacer<'_>> = BTreeMap::new();
     let mut destructive: Vec<Place<'_>> = Vec::new();
@@ -108,11 +117,6 @@ pub(crate) fn schedule<S: StateView + ?Sized>(
         .into_iter()
         .partition(|p| p.kind == PlaceKind::Destructive);
     first.append(&mut destructive);
-    let mut fin = Finish::new(state.index(), now);
-    fin.followups = rec.followups;
-    for tg in &job.task_groups {
-        fin.queued.insert(tg.name.clone(), 0);
-    }
     for p in first.into_iter().chain(rest) {
         place_one(
             &mut plan,

@@ -19,7 +19,7 @@ mod filter;
 pub(crate) mod reschedule;
 pub(crate) mod update;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use wren_model::{
     Allocation, ClientStatus, Deployment, DeploymentStatusUpdate, DesiredUpdates, Evaluation, Job,
@@ -232,6 +232,11 @@ fn batch_followups<'a>(
     amend_updates: bool,
 ) {
     due.sort_by_key(|(a, t)| (*t, a.id.clone()));
+    let pending: HashMap<String, usize> = if amend_updates {
+        out.updates.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect()
+    } else {
+        HashMap::new()
+    };
     let mut current: Option<(i64, String)> = None;
     for (a, t) in due {
         let id = match &current {
@@ -244,7 +249,7 @@ fn batch_followups<'a>(
                 id
             }
         };
-        if amend_updates && let Some(u) = out.updates.iter_mut().find(|u| u.id == a.id) {
+        if let Some(u) = pending.get(&a.id).and_then(|&i| out.updates.get_mut(i)) {
             u.followup_eval_id = Some(id);
             continue;
         }
@@ -361,6 +366,11 @@ fn group<'a, S: StateView + ?Sized>(
     // Migrations: those that must go now, then as many as the group's
     // migrate.max_parallel allows beside those still starting.
     let max_parallel = tg.migrate.as_ref().map_or(1, |m| m.max_parallel.max(1)) as usize;
+    let migrated: HashSet<&str> = allocs
+        .iter()
+        .filter(|p| p.desired_transition.migrate || p.desired_description == why::MIGRATING)
+        .map(|p| p.id.as_str())
+        .collect();
     let starting = allocs
         .iter()
         .filter(|a| {
@@ -368,10 +378,7 @@ fn group<'a, S: StateView + ?Sized>(
                 && !a.is_terminal()
                 && a.previous_allocation
                     .as_deref()
-                    .and_then(|p| allocs.iter().find(|x| x.id == p))
-                    .is_some_and(|p| {
-                        p.desired_transition.migrate || p.desired_description == why::MIGRATING
-                    })
+                    .is_some_and(|p| migrated.contains(p))
         })
         .count();
     let mut budget = max_parallel.saturating_sub(starting);

@@ -206,7 +206,9 @@ impl<'a, S: StateView + ?Sized> Cluster<'a, S> {
             if let Some(i) = cluster.candidate(&a.node_id) {
                 cluster.job_counts[i] += 1;
             }
-            if let Some(node) = state.node(&a.node_id) {
+            if !cluster.job_distinct.is_empty()
+                && let Some(node) = state.node(&a.node_id)
+            {
                 cluster.job_distinct.record(node);
             }
         }

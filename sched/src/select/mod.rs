@@ -82,14 +82,23 @@ impl<'a> GroupPlacer<'a> {
         let affinities = Affinities::new(job, tg);
         let mut spreads = Spreads::new(job, tg, &cluster.nodes);
         let mut tg_counts = vec![0; cluster.nodes.len()];
+        let need_nodes = !distinct.is_empty() || !spreads.is_empty();
         for a in cluster.state.allocs_by_job(&job.id) {
             if a.task_group != tg.name || a.is_terminal() || cluster.is_stopping(&a.id) {
                 continue;
             }
-            if let Some(i) = cluster.candidate(&a.node_id) {
+            let cand = cluster.candidate(&a.node_id);
+            if let Some(i) = cand {
                 tg_counts[i] += 1;
             }
-            if let Some(node) = cluster.state.node(&a.node_id) {
+            if !need_nodes {
+                continue;
+            }
+            let node = match cand {
+                Some(i) => Some(cluster.nodes[i]),
+                None => cluster.state.node(&a.node_id),
+            };
+            if let Some(node) = node {
                 distinct.record(node);
                 spreads.record_node(node);
             }
