@@ -316,8 +316,16 @@ mod tests {
             device_type: "gpu".into(),
             name: "m".into(),
             instances: vec![
-                NodeDevice { id: "d0".into(), healthy: true, ..NodeDevice::default() },
-                NodeDevice { id: "d1".into(), healthy: false, ..NodeDevice::default() },
+                NodeDevice {
+                    id: "d0".into(),
+                    healthy: true,
+                    ..NodeDevice::default()
+                },
+                NodeDevice {
+                    id: "d1".into(),
+                    healthy: false,
+                    ..NodeDevice::default()
+                },
             ],
             ..NodeDeviceResource::default()
         }];
@@ -332,7 +340,11 @@ mod tests {
             resources: AllocatedResources {
                 tasks: BTreeMap::from([(
                     "t".into(),
-                    AllocatedTaskResources { cpu: 100, memory_mb: mem, ..Default::default() },
+                    AllocatedTaskResources {
+                        cpu: 100,
+                        memory_mb: mem,
+                        ..Default::default()
+                    },
                 )]),
                 ..Default::default()
             },
@@ -352,7 +364,10 @@ mod tests {
     fn plan(placements: Vec<Allocation>) -> Plan {
         let mut p = Plan::default();
         for a in placements {
-            p.node_allocation.entry(a.node_id.clone()).or_default().push(a);
+            p.node_allocation
+                .entry(a.node_id.clone())
+                .or_default()
+                .push(a);
         }
         p
     }
@@ -365,7 +380,9 @@ mod tests {
         assert_eq!(v.result.rejected_nodes, vec!["a".to_owned()]);
         assert_eq!(v.result.refresh_index, s.index());
         assert!(v.result.node_allocation.contains_key("b"));
-        assert!(matches!(&v.reasons[0], Rejection::Overcommitted { dimension, .. } if dimension == "memory"));
+        assert!(
+            matches!(&v.reasons[0], Rejection::Overcommitted { dimension, .. } if dimension == "memory")
+        );
         let mut all = p.clone();
         all.all_at_once = true;
         let v = verify_plan(&s, &all);
@@ -407,7 +424,10 @@ mod tests {
         }
         let mut unknown = alloc("x", "b", 1);
         unknown.client_status = ClientStatus::Unknown;
-        assert!(verify_plan(&s, &plan(vec![unknown])).reasons.is_empty(), "marking unknown is fine");
+        assert!(
+            verify_plan(&s, &plan(vec![unknown])).reasons.is_empty(),
+            "marking unknown is fine"
+        );
         if let Some(n) = s.node_mut("a") {
             n.drain = Some(DrainStrategy::default());
         }
@@ -417,7 +437,10 @@ mod tests {
         );
         let mut update = alloc("old", "a", 600);
         update.job_version = 2;
-        assert!(verify_plan(&s, &plan(vec![update])).reasons.is_empty(), "updates in place are fine");
+        assert!(
+            verify_plan(&s, &plan(vec![update])).reasons.is_empty(),
+            "updates in place are fine"
+        );
     }
 
     #[test]
@@ -434,7 +457,10 @@ mod tests {
     fn ports_cores_and_devices_are_not_handed_out_twice() {
         let mut s = state();
         let mut held = alloc("held", "b", 1);
-        held.resources.ports = vec![AllocatedPort { value: 8080, ..Default::default() }];
+        held.resources.ports = vec![AllocatedPort {
+            value: 8080,
+            ..Default::default()
+        }];
         if let Some(t) = held.resources.tasks.get_mut("t") {
             t.cores = vec![1];
             t.devices = vec![AllocatedDevice {
@@ -447,25 +473,42 @@ mod tests {
         s.upsert_alloc(held.clone());
         let reason = |a: Allocation| verify_plan(&s, &plan(vec![a])).reasons;
         let mut port = alloc("p", "b", 1);
-        port.resources.ports = vec![AllocatedPort { value: 8080, ..Default::default() }];
-        assert!(matches!(&reason(port)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 8080"));
+        port.resources.ports = vec![AllocatedPort {
+            value: 8080,
+            ..Default::default()
+        }];
+        assert!(
+            matches!(&reason(port)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 8080")
+        );
         let mut reserved = alloc("r", "b", 1);
-        reserved.resources.ports = vec![AllocatedPort { value: 22, ..Default::default() }];
-        assert!(matches!(&reason(reserved)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 22"));
+        reserved.resources.ports = vec![AllocatedPort {
+            value: 22,
+            ..Default::default()
+        }];
+        assert!(
+            matches!(&reason(reserved)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "port 22")
+        );
         let mut core = alloc("c", "b", 1);
         if let Some(t) = core.resources.tasks.get_mut("t") {
             t.cores = vec![1];
         }
-        assert!(matches!(&reason(core)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "core 1"));
+        assert!(
+            matches!(&reason(core)[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "core 1")
+        );
         let mut dev = alloc("d", "b", 1);
         if let Some(t) = dev.resources.tasks.get_mut("t") {
             t.devices = held.resources.tasks["t"].devices.clone();
         }
-        assert!(matches!(&reason(dev.clone())[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "device d0"));
+        assert!(
+            matches!(&reason(dev.clone())[..], [Rejection::Overcommitted { dimension, .. }] if dimension == "device d0")
+        );
         if let Some(t) = dev.resources.tasks.get_mut("t") {
             t.devices[0].device_ids = vec!["d1".into()];
         }
-        assert!(matches!(&reason(dev)[..], [Rejection::Overcommitted { dimension, .. }] if dimension.starts_with("devices")), "d1 is unhealthy");
+        assert!(
+            matches!(&reason(dev)[..], [Rejection::Overcommitted { dimension, .. }] if dimension.starts_with("devices")),
+            "d1 is unhealthy"
+        );
     }
 
     #[test]
@@ -475,10 +518,22 @@ mod tests {
         let partial = verify_plan(&s, &p).result;
         let full = verify_plan(&s, &plan(vec![alloc("y", "b", 500)])).result;
         let mut r = Replan::new(JobType::Batch);
-        assert_eq!(r.after(&plan(vec![alloc("y", "b", 500)]), &full), Next::Done);
-        assert_eq!(r.after(&p, &partial), Next::Retry { refresh_index: s.index() });
+        assert_eq!(
+            r.after(&plan(vec![alloc("y", "b", 500)]), &full),
+            Next::Done
+        );
+        assert_eq!(
+            r.after(&p, &partial),
+            Next::Retry {
+                refresh_index: s.index()
+            }
+        );
         assert_eq!(r.after(&p, &partial), Next::GiveUp, "batch: two attempts");
-        let eval = Evaluation { id: "e".into(), job_id: "j".into(), ..Evaluation::default() };
+        let eval = Evaluation {
+            id: "e".into(),
+            job_id: "j".into(),
+            ..Evaluation::default()
+        };
         let (failed, blocked) = r.give_up(&eval, 5, 1);
         assert_eq!(failed.status, EvalStatus::Failed);
         assert_eq!(failed.blocked_eval.as_ref(), Some(&blocked.id));

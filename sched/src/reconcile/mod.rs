@@ -233,7 +233,11 @@ fn batch_followups<'a>(
 ) {
     due.sort_by_key(|(a, t)| (*t, a.id.clone()));
     let pending: HashMap<String, usize> = if amend_updates {
-        out.updates.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect()
+        out.updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect()
     } else {
         HashMap::new()
     };
@@ -312,7 +316,9 @@ fn group<'a, S: StateView + ?Sized>(
             d.stop += 1;
         }
     }
-    for &a in &b.lost {
+    // A replacement stopped by a reconnect above needs nothing more.
+    let gone = |a: &Allocation| dropped.contains(a.id.as_str());
+    for &a in b.lost.iter().filter(|a| !gone(a)) {
         out.stops.push(Stop {
             alloc: a,
             desc: why::LOST,
@@ -329,7 +335,7 @@ fn group<'a, S: StateView + ?Sized>(
             kind: PlaceKind::Lost,
         }));
     }
-    for &a in &b.disconnecting {
+    for &a in b.disconnecting.iter().filter(|a| !gone(a)) {
         let mut u = a.clone();
         u.client_status = ClientStatus::Unknown;
         u.client_description = "node is disconnected".into();
@@ -348,7 +354,7 @@ fn group<'a, S: StateView + ?Sized>(
             slots.push(Slot::Existing(a, false));
         }
     }
-    for &a in &b.unknown {
+    for &a in b.unknown.iter().filter(|a| !gone(a)) {
         if replaced_by.contains_key(a.id.as_str()) {
             continue;
         }
@@ -382,7 +388,7 @@ fn group<'a, S: StateView + ?Sized>(
         })
         .count();
     let mut budget = max_parallel.saturating_sub(starting);
-    for &(a, must) in &b.migrate {
+    for &(a, must) in b.migrate.iter().filter(|(a, _)| !gone(a)) {
         if must || budget > 0 {
             if !must {
                 budget -= 1;
@@ -398,7 +404,7 @@ fn group<'a, S: StateView + ?Sized>(
             slots.push(Slot::Existing(a, false));
         }
     }
-    for &a in &b.reschedule_now {
+    for &a in b.reschedule_now.iter().filter(|a| !gone(a)) {
         slots.push(Slot::Placing(Place {
             tg,
             name: a.name.clone(),
@@ -417,7 +423,7 @@ fn group<'a, S: StateView + ?Sized>(
     let canaries = deployment.canaries(tg, &b.keep);
     let mut outdated: Vec<&'a Allocation> = Vec::new();
     for &a in &b.keep {
-        if dropped.contains(a.id.as_str()) || canaries.is_unpromoted_canary(a) {
+        if gone(a) || canaries.is_unpromoted_canary(a) {
             continue;
         }
         if a.job_version == job.version || a.client_status == ClientStatus::Complete {
