@@ -22,6 +22,27 @@
 //! depends on the state crate; the agent implements [`StateView`] for its
 //! snapshots and owns the async plumbing (notification, workers, the Raft
 //! plan-apply loop).
+//!
+//! What the caller owes the scheduler:
+//!
+//! - Commit plans with the rules of [`MemState::apply_plan_result`] (keep
+//!   client fields on updates unless the scheduler sets `lost`/`unknown`,
+//!   link `next_allocation`, count placements into the deployment).
+//! - Store [`Outcome::eval`]; track [`Outcome::blocked`] in the broker (and
+//!   re-block an [`Outcome::eval`] whose status is `blocked`); store and
+//!   enqueue [`Outcome::followups`] (they carry `wait_until`).
+//! - `Allocation::disconnected_at` is the scheduler's: set when it marks an
+//!   allocation `unknown`, cleared when it settles a reconnect; client
+//!   updates leave it alone.
+//! - Mark a node that missed its TTL `disconnected` rather than `down` while
+//!   a group on it has `disconnect.lost_after`; create evaluations for the
+//!   jobs on a node when it changes status, reconnects (`reconnect`), starts
+//!   draining or a drained allocation's replacement starts running
+//!   (`node-drain`), and for system jobs when a node joins.
+//! - Call [`broker::EvalBroker::unblock`] with a node's computed class when
+//!   it joins or changes or an allocation on it ends, and
+//!   [`broker::EvalBroker::unblock_all`] now and then for evaluations
+//!   blocked after too many refused plans (Nomad's periodic retry).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
