@@ -72,6 +72,8 @@ string_enum! {
         Manual = 14, "manual";
         /// A failed-eval follow-up.
         FailedFollowUp = 15, "failed-eval-follow-up";
+        /// The next batch of a system job's rolling update is due.
+        RollingUpdate = 16, "rolling-update";
     }
 }
 
