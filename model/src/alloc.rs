@@ -141,8 +141,9 @@ pub struct Allocation {
     /// Unix nanoseconds of the last change.
     #[n(26)]
     pub modify_time: i64,
-    /// When the client last heard from its servers about it (for
-    /// disconnect handling), unix nanoseconds.
+    /// Unix nanoseconds when the servers marked it `unknown` because its
+    /// node disconnected (set and cleared by the scheduler; drives
+    /// `disconnect.lost_after`).
     #[n(27)]
     pub disconnected_at: Option<i64>,
 }
