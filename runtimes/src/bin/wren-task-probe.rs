@@ -15,8 +15,12 @@
 //! count MS            print a counter every MS milliseconds, forever
 //! exit-when PATH CODE wait for PATH to exist, then exit with CODE
 //! id                  print uid and gid
+//! spew MB             write MB megabytes of lines to stdout, exit
 //! sleep               sleep forever
 //! ```
+//!
+//! Several commands run in order when separated by `--`; the exit code is
+//! the last one's.
 
 #![forbid(unsafe_code)]
 
@@ -56,15 +60,23 @@ fn arg(args: &[String], i: usize) -> &str {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let _ = std::io::stdout().flush();
-    match arg(&args, 0) {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let mut code = ExitCode::SUCCESS;
+    for command in all.split(|a| a == "--") {
+        code = run(command);
+        let _ = std::io::stdout().flush();
+    }
+    code
+}
+
+fn run(args: &[String]) -> ExitCode {
+    match arg(args, 0) {
         "write" => {
-            let path = arg(&args, 1);
+            let path = arg(args, 1);
             report(&format!("write {path}"), std::fs::write(path, b"probe\n"))
         }
         "read" => {
-            let path = Path::new(arg(&args, 1));
+            let path = Path::new(arg(args, 1));
             let r = if path.is_dir() {
                 std::fs::read_dir(path).map(drop)
             } else {
@@ -73,14 +85,14 @@ fn main() -> ExitCode {
             report(&format!("read {}", path.display()), r)
         }
         "open" => {
-            let path = arg(&args, 1);
+            let path = arg(args, 1);
             let r = std::fs::OpenOptions::new().read(true).write(true).open(path).map(drop);
             report(&format!("open {path}"), r)
         }
         "mknod" => {
-            let path = arg(&args, 1);
-            let major: u64 = arg(&args, 2).parse().unwrap_or(1);
-            let minor: u64 = arg(&args, 3).parse().unwrap_or(3);
+            let path = arg(args, 1);
+            let major: u64 = arg(args, 2).parse().unwrap_or(1);
+            let minor: u64 = arg(args, 3).parse().unwrap_or(3);
             let r = nix::sys::stat::mknod(
                 path,
                 nix::sys::stat::SFlag::S_IFCHR,
@@ -100,7 +112,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "alloc" => {
-            let mb: usize = arg(&args, 1).parse().unwrap_or(64);
+            let mb: usize = arg(args, 1).parse().unwrap_or(64);
             let mut held: Vec<Vec<u8>> = Vec::new();
             for i in 1..=mb {
                 // Touch every page so it is really charged.
@@ -115,7 +127,7 @@ fn main() -> ExitCode {
             forever()
         }
         "spin" => {
-            let threads: usize = arg(&args, 1).parse().unwrap_or(1);
+            let threads: usize = arg(args, 1).parse().unwrap_or(1);
             for _ in 1..threads {
                 std::thread::spawn(|| {
                     let mut x = 0u64;
@@ -150,7 +162,7 @@ fn main() -> ExitCode {
             let mut set = nix::sys::signal::SigSet::empty();
             set.add(nix::sys::signal::Signal::SIGTERM);
             let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&set), None);
-            let n: usize = arg(&args, 1).parse().unwrap_or(0);
+            let n: usize = arg(args, 1).parse().unwrap_or(0);
             let me = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
             let mut children = Vec::new();
             for _ in 0..n {
@@ -164,7 +176,7 @@ fn main() -> ExitCode {
             forever()
         }
         "count" => {
-            let ms: u64 = arg(&args, 1).parse().unwrap_or(50);
+            let ms: u64 = arg(args, 1).parse().unwrap_or(50);
             let mut i = 0u64;
             loop {
                 println!("count {i}");
@@ -174,8 +186,8 @@ fn main() -> ExitCode {
             }
         }
         "exit-when" => {
-            let path = Path::new(arg(&args, 1));
-            let code: u8 = arg(&args, 2).parse().unwrap_or(1);
+            let path = Path::new(arg(args, 1));
+            let code: u8 = arg(args, 2).parse().unwrap_or(1);
             while !path.exists() {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -184,6 +196,17 @@ fn main() -> ExitCode {
         }
         "id" => {
             println!("uid={} gid={}", nix::unistd::getuid(), nix::unistd::getgid());
+            ExitCode::SUCCESS
+        }
+        "spew" => {
+            let mb: usize = arg(args, 1).parse().unwrap_or(1);
+            let line = [b'x'; 1023];
+            let mut out = std::io::stdout().lock();
+            for _ in 0..mb * 1024 {
+                let _ = out.write_all(&line);
+                let _ = out.write_all(b"\n");
+            }
+            let _ = out.flush();
             ExitCode::SUCCESS
         }
         "sleep" => forever(),

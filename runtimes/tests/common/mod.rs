@@ -166,3 +166,13 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 pub fn block_on<T>(f: impl Future<Output = T>) -> T {
     async_io::block_on(f)
 }
+
+/// Starts `spec`, waits for it to exit, destroys it; returns its exit and
+/// its stdout.
+pub fn run_to_end(driver: &dyn wren_runtimes::Driver, spec: &TaskSpec) -> (wren_runtimes::ExitResult, String) {
+    let started = driver.start(spec).unwrap_or_else(|e| panic!("start {}: {e}", spec.task.name));
+    let exit = block_on(driver.wait(&started.handle)).unwrap();
+    let out = std::fs::read_to_string(stdout_log(spec)).unwrap_or_default();
+    driver.destroy(&started.handle).unwrap();
+    (exit, out)
+}
