@@ -42,6 +42,10 @@ pub enum PrepareError {
 /// One thing the child does before `exec`.
 #[derive(Debug)]
 pub(crate) enum Step {
+    /// Unblock every signal and restore SIGPIPE's default: the shim blocks
+    /// signals for its signalfd and, as a Rust program, ignores SIGPIPE;
+    /// a task must inherit neither.
+    ResetSignals,
     /// Write `0` into an open `cgroup.procs`: join that cgroup.
     Join { fd: OwnedFd, path: String },
     /// Leave namespaces.
@@ -80,6 +84,7 @@ impl Step {
     /// What the step does, for the error message when it fails.
     pub(crate) fn describe(&self) -> String {
         match self {
+            Step::ResetSignals => "reset signal mask and dispositions".to_owned(),
             Step::Join { path, .. } => format!("join cgroup {path}"),
             Step::Unshare(flags) => format!("unshare {flags:?}"),
             Step::Umask(m) => format!("umask {:o}", m.bits()),
@@ -118,7 +123,7 @@ impl ChildPlan {
     /// Builds the steps for `sandbox`; `report` is the write end of the
     /// pipe the child names a failed step in.
     pub(crate) fn prepare(sandbox: &Sandbox, report: OwnedFd) -> Result<ChildPlan, PrepareError> {
-        let mut steps = Vec::new();
+        let mut steps = vec![Step::ResetSignals];
         for path in &sandbox.join {
             let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
             let fd = nix::fcntl::open(Path::new(path), flags, Mode::empty())
@@ -292,6 +297,17 @@ fn mounts(sandbox: &Sandbox, steps: &mut Vec<Step>) -> Result<(), PrepareError> 
 /// One step, in the child. Async-signal-safe.
 fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
     match step {
+        Step::ResetSignals => {
+            let empty = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None)?;
+            // Handlers reset at exec by themselves; ignored signals do not.
+            // SIGKILL and SIGSTOP cannot be changed, and the C library
+            // refuses its own reserved real-time signals: both fine.
+            for signal in 1..=64 {
+                let _ = sys::set_default(signal);
+            }
+            Ok(())
+        }
         Step::Join { fd, .. } => nix::unistd::write(fd.as_fd(), b"0").map(drop),
         Step::Unshare(flags) => nix::sched::unshare(*flags),
         Step::Umask(mode) => {

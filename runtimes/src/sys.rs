@@ -110,6 +110,15 @@ pub(crate) fn set_handler(signal: nix::sys::signal::Signal, handler: extern "C" 
     unsafe { nix::sys::signal::sigaction(signal, &action) }.map(drop)
 }
 
+/// Restores the default disposition of signal number `signal` (real-time
+/// ones included, which `nix::sys::signal::Signal` cannot name).
+/// Async-signal-safe.
+pub(crate) fn set_default(signal: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: SIG_DFL installs no handler code at all.
+    let previous = unsafe { libc::signal(signal, libc::SIG_DFL) };
+    if previous == libc::SIG_ERR { Err(Errno::last()) } else { Ok(()) }
+}
+
 /// Registers `hook` to run in the forked child before `exec`.
 pub(crate) fn pre_exec<F>(command: &mut std::process::Command, hook: F)
 where
