@@ -177,7 +177,10 @@ impl TaskStats {
         if wall <= 0 {
             return 0.0;
         }
-        let cpu = self.usage.cpu_usage_ns.saturating_sub(earlier.usage.cpu_usage_ns);
+        let cpu = self
+            .usage
+            .cpu_usage_ns
+            .saturating_sub(earlier.usage.cpu_usage_ns);
         cpu as f64 * 100.0 / wall as f64
     }
 }
@@ -326,7 +329,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 
     /// Current resource usage.
     fn stats(&self, handle: &TaskHandle) -> Result<TaskStats, DriverError> {
-        Ok(TaskStats { at: crate::shim::now_ns(), usage: handle.cgroup.stats()? })
+        Ok(TaskStats {
+            at: crate::shim::now_ns(),
+            usage: handle.cgroup.stats()?,
+        })
     }
 
     /// Finds the task again after an agent restart.

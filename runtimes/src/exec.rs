@@ -76,7 +76,10 @@ impl Driver for ExecDriver {
         let mut attributes = caps.attributes();
         let missing = caps.missing_layers(false);
         let (healthy, description) = if !caps.root {
-            (false, "the agent must run as root to isolate tasks".to_owned())
+            (
+                false,
+                "the agent must run as root to isolate tasks".to_owned(),
+            )
         } else if caps.cgroups.version().is_none() {
             (false, crate::policy::Layer::Cgroups.describe().to_owned())
         } else if missing.is_empty() {
@@ -84,11 +87,28 @@ impl Driver for ExecDriver {
         } else {
             let refuse = self.rt.config.policy.on_missing == crate::policy::OnMissing::Refuse
                 && missing.iter().any(|l| l.is_essential());
-            let list = missing.iter().map(|l| l.describe()).collect::<Vec<_>>().join("; ");
+            let list = missing
+                .iter()
+                .map(|l| l.describe())
+                .collect::<Vec<_>>()
+                .join("; ");
             (!refuse, format!("isolation degraded: {list}"))
         };
-        attributes.insert("isolation".to_owned(), if missing.is_empty() { "full" } else { "degraded" }.to_owned());
-        DriverInfo { detected: true, healthy, health_description: description, attributes }
+        attributes.insert(
+            "isolation".to_owned(),
+            if missing.is_empty() {
+                "full"
+            } else {
+                "degraded"
+            }
+            .to_owned(),
+        );
+        DriverInfo {
+            detected: true,
+            healthy,
+            health_description: description,
+            attributes,
+        }
     }
 
     fn validate_config(&self, task: &Task) -> Result<(), ConfigError> {
@@ -103,7 +123,9 @@ impl Driver for ExecDriver {
                 spec,
                 command: config.command,
                 work_dir: config.work_dir,
-                pids_limit: config.pids_limit.unwrap_or(self.rt.config.policy.pids_limit),
+                pids_limit: config
+                    .pids_limit
+                    .unwrap_or(self.rt.config.policy.pids_limit),
                 memory_max: None,
                 read_only_files: Vec::new(),
                 extra_devices: Vec::new(),

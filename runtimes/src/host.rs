@@ -66,7 +66,11 @@ impl HostCaps {
         if v.is_none() {
             missing.push(Layer::Cgroups);
         } else {
-            for (controller, layer) in [("memory", Layer::Memory), ("cpu", Layer::Cpu), ("pids", Layer::Pids)] {
+            for (controller, layer) in [
+                ("memory", Layer::Memory),
+                ("cpu", Layer::Cpu),
+                ("pids", Layer::Pids),
+            ] {
                 if !self.cgroups.has(controller) {
                     missing.push(layer);
                 }
@@ -112,7 +116,9 @@ impl HostCaps {
         a.insert("cgroup.controllers".to_owned(), controllers.join(","));
         a.insert(
             "landlock.abi".to_owned(),
-            self.landlock_abi.map(|v| v.to_string()).unwrap_or_else(|| "0".to_owned()),
+            self.landlock_abi
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "0".to_owned()),
         );
         a.insert("namespaces.pid".to_owned(), self.pid_ns.to_string());
         a.insert("namespaces.mount".to_owned(), self.mount_ns.to_string());
@@ -138,7 +144,9 @@ mod tests {
     fn full() -> HostCaps {
         let mut cgroups = Hierarchies::default();
         for c in crate::cgroup::CONTROLLERS {
-            cgroups.v1.insert(c.to_string(), PathBuf::from(format!("/sys/fs/cgroup/{c}")));
+            cgroups
+                .v1
+                .insert(c.to_string(), PathBuf::from(format!("/sys/fs/cgroup/{c}")));
         }
         HostCaps {
             cgroups,
@@ -173,8 +181,14 @@ mod tests {
         let mut caps = full();
         caps.cgroups.v1.clear();
         caps.cgroups.v2 = Some(PathBuf::from("/sys/fs/cgroup"));
-        caps.cgroups.v2_controllers = ["cpu", "memory", "pids"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(caps.missing_layers(true), vec![Layer::Cpuset, Layer::DeviceCgroup]);
+        caps.cgroups.v2_controllers = ["cpu", "memory", "pids"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            caps.missing_layers(true),
+            vec![Layer::Cpuset, Layer::DeviceCgroup]
+        );
         assert_eq!(caps.attributes()["cgroup.version"], "2");
     }
 

@@ -83,7 +83,11 @@ pub fn handled_fs(abi: u32) -> u64 {
 
 /// Every scope `abi` knows.
 pub fn scopes(abi: u32) -> u64 {
-    if abi >= 6 { scope::ABSTRACT_UNIX_SOCKET | scope::SIGNAL } else { 0 }
+    if abi >= 6 {
+        scope::ABSTRACT_UNIX_SOCKET | scope::SIGNAL
+    } else {
+        0
+    }
 }
 
 /// What `abi` cannot restrict compared with [`LATEST_ABI`], for the
@@ -151,9 +155,18 @@ mod tests {
 
     #[test]
     fn file_rules_drop_directory_rights() {
-        assert_eq!(rule_rights(READ_EXEC, 6, false), fs::EXECUTE | fs::READ_FILE);
-        assert_eq!(rule_rights(DEVICE, 4, false), fs::READ_FILE | fs::WRITE_FILE);
-        assert_eq!(rule_rights(READ_WRITE, 1, true), 0x1fff & !(fs::MAKE_CHAR | fs::MAKE_BLOCK));
+        assert_eq!(
+            rule_rights(READ_EXEC, 6, false),
+            fs::EXECUTE | fs::READ_FILE
+        );
+        assert_eq!(
+            rule_rights(DEVICE, 4, false),
+            fs::READ_FILE | fs::WRITE_FILE
+        );
+        assert_eq!(
+            rule_rights(READ_WRITE, 1, true),
+            0x1fff & !(fs::MAKE_CHAR | fs::MAKE_BLOCK)
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use driver::{
-    BoxFuture, ConfigError, Driver, DriverError, ExitResult, Recovered, Started, TaskHandle, TaskSpec, TaskStats,
+    BoxFuture, ConfigError, Driver, DriverError, ExitResult, Recovered, Started, TaskHandle,
+    TaskSpec, TaskStats,
 };
 pub use runtime::{Runtime, RuntimeConfig};
 
@@ -59,7 +60,10 @@ pub type Drivers = BTreeMap<&'static str, Box<dyn Driver>>;
 pub fn drivers(rt: &Arc<Runtime>, raw_exec_enabled: bool, qemu: qemu::QemuOptions) -> Drivers {
     let mut d: Drivers = BTreeMap::new();
     d.insert("exec", Box::new(exec::ExecDriver::new(rt.clone())));
-    d.insert("raw_exec", Box::new(raw_exec::RawExecDriver::new(rt.clone(), raw_exec_enabled)));
+    d.insert(
+        "raw_exec",
+        Box::new(raw_exec::RawExecDriver::new(rt.clone(), raw_exec_enabled)),
+    );
     d.insert("qemu", Box::new(qemu::QemuDriver::new(rt.clone(), qemu)));
     d
 }

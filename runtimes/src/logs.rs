@@ -21,9 +21,20 @@ impl Rotation {
     /// From a task's `logs` block (megabytes), with Nomad's defaults (10
     /// files of 10 MB) for zeros.
     pub fn from_config(logs: &wren_model::LogConfig) -> Rotation {
-        let files = if logs.max_files == 0 { 10 } else { logs.max_files };
-        let mb = if logs.max_file_size_mb == 0 { 10 } else { logs.max_file_size_mb };
-        Rotation { max_files: files, max_file_bytes: u64::from(mb) * 1024 * 1024 }
+        let files = if logs.max_files == 0 {
+            10
+        } else {
+            logs.max_files
+        };
+        let mb = if logs.max_file_size_mb == 0 {
+            10
+        } else {
+            logs.max_file_size_mb
+        };
+        Rotation {
+            max_files: files,
+            max_file_bytes: u64::from(mb) * 1024 * 1024,
+        }
     }
 }
 
@@ -57,7 +68,14 @@ impl Rotator {
             max_file_bytes: rotation.max_file_bytes.max(1),
         };
         let index = highest_index(dir, prefix).unwrap_or(0);
-        let mut r = Rotator { dir: dir.to_owned(), prefix: prefix.to_owned(), rotation, index, file: None, size: 0 };
+        let mut r = Rotator {
+            dir: dir.to_owned(),
+            prefix: prefix.to_owned(),
+            rotation,
+            index,
+            file: None,
+            size: 0,
+        };
         r.open_current()?;
         Ok(r)
     }
@@ -73,8 +91,15 @@ impl Rotator {
 
     fn open_current(&mut self) -> Result<(), LogError> {
         let path = self.current_path();
-        let err = |source| LogError { path: path.clone(), source };
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(err)?;
+        let err = |source| LogError {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(err)?;
         self.size = file.metadata().map_err(err)?.len();
         self.file = Some(file);
         Ok(())
@@ -101,7 +126,8 @@ impl Rotator {
                     })?
                 }
             };
-            file.write_all(now).map_err(|source| LogError { path, source })?;
+            file.write_all(now)
+                .map_err(|source| LogError { path, source })?;
             self.size += n as u64;
             data = rest;
         }
@@ -121,7 +147,12 @@ impl Rotator {
                 Ok(()) => {}
                 // Older ones were purged by an earlier rotation.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(source) => return Err(LogError { path: self.path_of(old), source }),
+                Err(source) => {
+                    return Err(LogError {
+                        path: self.path_of(old),
+                        source,
+                    });
+                }
             }
         }
         Ok(())
@@ -136,7 +167,10 @@ fn highest_index(dir: &Path, prefix: &str) -> Option<u32> {
         .filter_map(|e| {
             let name = e.file_name();
             let name = name.to_str()?;
-            name.strip_prefix(prefix)?.strip_prefix('.')?.parse::<u32>().ok()
+            name.strip_prefix(prefix)?
+                .strip_prefix('.')?
+                .parse::<u32>()
+                .ok()
         })
         .max()
 }
@@ -150,7 +184,8 @@ mod tests {
         fn new(tag: &str) -> TempDir {
             static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("wren-logs-{tag}-{}-{n}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("wren-logs-{tag}-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }
@@ -166,7 +201,10 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().into_string().unwrap(), std::fs::read_to_string(e.path()).unwrap())
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read_to_string(e.path()).unwrap(),
+                )
             })
             .collect();
         v.sort();
@@ -176,7 +214,15 @@ mod tests {
     #[test]
     fn splits_at_the_limit_and_keeps_the_newest_files() {
         let tmp = TempDir::new("rotate");
-        let mut r = Rotator::open(&tmp.0, "web.stdout", Rotation { max_files: 3, max_file_bytes: 4 }).unwrap();
+        let mut r = Rotator::open(
+            &tmp.0,
+            "web.stdout",
+            Rotation {
+                max_files: 3,
+                max_file_bytes: 4,
+            },
+        )
+        .unwrap();
         r.write(b"abcdefghij").unwrap();
         assert_eq!(
             files(&tmp.0),
@@ -206,15 +252,35 @@ mod tests {
         let tmp = TempDir::new("continue");
         std::fs::write(tmp.0.join("web.stdout.7"), "old").unwrap();
         std::fs::write(tmp.0.join("web.stderr.9"), "other stream").unwrap();
-        let mut r = Rotator::open(&tmp.0, "web.stdout", Rotation { max_files: 2, max_file_bytes: 5 }).unwrap();
+        let mut r = Rotator::open(
+            &tmp.0,
+            "web.stdout",
+            Rotation {
+                max_files: 2,
+                max_file_bytes: 5,
+            },
+        )
+        .unwrap();
         r.write(b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(tmp.0.join("web.stdout.7")).unwrap(), "oldne");
-        assert_eq!(std::fs::read_to_string(tmp.0.join("web.stdout.8")).unwrap(), "w");
+        assert_eq!(
+            std::fs::read_to_string(tmp.0.join("web.stdout.7")).unwrap(),
+            "oldne"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.0.join("web.stdout.8")).unwrap(),
+            "w"
+        );
     }
 
     #[test]
     fn defaults_follow_nomad() {
         let r = Rotation::from_config(&wren_model::LogConfig::default());
-        assert_eq!(r, Rotation { max_files: 10, max_file_bytes: 10 << 20 });
+        assert_eq!(
+            r,
+            Rotation {
+                max_files: 10,
+                max_file_bytes: 10 << 20
+            }
+        );
     }
 }

@@ -85,7 +85,13 @@ pub const SYSTEM_READ_ONLY: &[&str] = &[
 
 /// Device nodes every task gets, with the usual modes: harmless sinks and
 /// sources. Anything else must be granted (`devices` in the task).
-pub const DEFAULT_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/tty"];
+pub const DEFAULT_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 
 /// `pids.max` when the task's config sets no `pids_limit`. Small enough
 /// that a fork bomb on a 1 GiB board stops long before the node does, large
@@ -182,13 +188,17 @@ impl Layer {
             Layer::Cgroups => "no usable cgroup hierarchy: no limits and no whole-tree kill",
             Layer::Memory => "no memory controller: memory is not limited",
             Layer::Cpu => "no cpu controller: cpu is neither weighted nor capped",
-            Layer::Pids => "no pids controller: no process count limit (fork bombs are not contained)",
+            Layer::Pids => {
+                "no pids controller: no process count limit (fork bombs are not contained)"
+            }
             Layer::Cpuset => "no cpuset controller: reserved cores are not pinned",
             Layer::DeviceCgroup => {
                 "no device cgroup rules: devices are limited by the private /dev and landlock only"
             }
             Layer::Landlock => "no landlock: file access is limited by unix permissions only",
-            Layer::LandlockPartial => "landlock is older than abi 6: some access rights are not restricted",
+            Layer::LandlockPartial => {
+                "landlock is older than abi 6: some access rights are not restricted"
+            }
             Layer::PidNamespace => "no pid namespace: the task can see the node's processes",
             Layer::MountNamespace => "no mount namespace: the task sees the node's /dev and /proc",
             Layer::IpcNamespace => "no ipc namespace: the task shares the node's system v ipc",
@@ -199,6 +209,9 @@ impl Layer {
     /// [`OnMissing::Refuse`]. Partial Landlock, a v2 node without a device
     /// program and cpuset are notes, not refusals: the other layers hold.
     pub fn is_essential(self) -> bool {
-        !matches!(self, Layer::LandlockPartial | Layer::DeviceCgroup | Layer::Cpuset)
+        !matches!(
+            self,
+            Layer::LandlockPartial | Layer::DeviceCgroup | Layer::Cpuset
+        )
     }
 }

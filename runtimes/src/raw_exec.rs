@@ -40,7 +40,11 @@ impl Driver for RawExecDriver {
         }
         info.detected = true;
         info.healthy = self.rt.caps.cgroups.version().is_some();
-        info.health_description = if info.healthy { "healthy".to_owned() } else { "no usable cgroup hierarchy".to_owned() };
+        info.health_description = if info.healthy {
+            "healthy".to_owned()
+        } else {
+            "no usable cgroup hierarchy".to_owned()
+        };
         info.attributes = self.rt.caps.attributes();
         info
     }
@@ -54,25 +58,40 @@ impl Driver for RawExecDriver {
             return Err(DriverError::Disabled("raw_exec"));
         }
         let config = ExecConfig::parse("raw_exec", &spec.task)?;
-        let setup = |message: String| DriverError::Setup { task: spec.task.name.clone(), message };
+        let setup = |message: String| DriverError::Setup {
+            task: spec.task.name.clone(),
+            message,
+        };
         let mut env = spec.env.clone();
-        env.entry("PATH".to_owned())
-            .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned());
+        env.entry("PATH".to_owned()).or_insert_with(|| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()
+        });
         let path = env.get("PATH").cloned().unwrap_or_default();
         let program = resolve_program(&config.command, &spec.task_dir, &path).map_err(setup)?;
         let work_dir = match &config.work_dir {
             Some(w) => spec.task_dir.join(w),
             None => spec.task_dir.clone(),
         };
-        std::fs::create_dir_all(&work_dir)
-            .map_err(|source| DriverError::Io { op: "create", path: work_dir.clone(), source })?;
+        std::fs::create_dir_all(&work_dir).map_err(|source| DriverError::Io {
+            op: "create",
+            path: work_dir.clone(),
+            source,
+        })?;
         let ids = if spec.user.is_empty() {
             None
         } else {
             let u = crate::users::resolve(&spec.user).map_err(|e| setup(e.to_string()))?;
-            Some(Ids { uid: u.uid, gid: u.gid, groups: vec![u.gid] })
+            Some(Ids {
+                uid: u.uid,
+                gid: u.gid,
+                groups: vec![u.gid],
+            })
         };
-        let sandbox = Sandbox { ids, work_dir: work_dir.to_string_lossy().into_owned(), ..Sandbox::default() };
+        let sandbox = Sandbox {
+            ids,
+            work_dir: work_dir.to_string_lossy().into_owned(),
+            ..Sandbox::default()
+        };
         self.rt.launch(
             "raw_exec",
             spec,

@@ -63,8 +63,11 @@ impl Runtime {
     /// take layers away).
     pub fn with_caps(config: RuntimeConfig, caps: HostCaps) -> Result<Arc<Runtime>, DriverError> {
         let dir = &config.state_dir;
-        std::fs::create_dir_all(dir.join("tasks"))
-            .map_err(|source| DriverError::Io { op: "create", path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir.join("tasks")).map_err(|source| DriverError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
         set_mode(dir, 0o700)?;
         Ok(Arc::new(Runtime { config, caps }))
     }
@@ -77,7 +80,13 @@ impl Runtime {
     pub(crate) fn task_key(spec: &TaskSpec) -> String {
         let clean = |s: &str| -> String {
             s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .take(100)
                 .collect()
         };
@@ -86,10 +95,19 @@ impl Runtime {
 
     /// Creates the state directory and cgroup, starts the shim and builds
     /// the handle. Anything created is removed again on failure.
-    pub(crate) fn launch(&self, driver: &'static str, spec: &TaskSpec, plan: LaunchPlan) -> Result<Started, DriverError> {
+    pub(crate) fn launch(
+        &self,
+        driver: &'static str,
+        spec: &TaskSpec,
+        plan: LaunchPlan,
+    ) -> Result<Started, DriverError> {
         let key = Runtime::task_key(spec);
         let state_dir = self.config.state_dir.join("tasks").join(&key);
-        let mut cleanup = Cleanup { state_dir: None, cgroup: None, lease: plan.uid_lease.clone() };
+        let mut cleanup = Cleanup {
+            state_dir: None,
+            cgroup: None,
+            lease: plan.uid_lease.clone(),
+        };
         if state_dir.exists() {
             // A shim of an earlier run still holding its control fifo means
             // the task runs: refuse rather than start it twice.
@@ -101,19 +119,32 @@ impl Runtime {
             }
             let _ = std::fs::remove_dir_all(&state_dir);
         }
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|source| DriverError::Io { op: "create", path: state_dir.clone(), source })?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| DriverError::Io {
+            op: "create",
+            path: state_dir.clone(),
+            source,
+        })?;
         set_mode(&state_dir, 0o700)?;
         cleanup.state_dir = Some(state_dir.clone());
 
-        let cgroup = self.caps.cgroups.create(&self.config.cgroup_parent, &key, &plan.limits)?;
+        let cgroup = self
+            .caps
+            .cgroups
+            .create(&self.config.cgroup_parent, &key, &plan.limits)?;
         cleanup.cgroup = Some(cgroup.clone());
 
         let mut sandbox = plan.sandbox;
-        sandbox.join = cgroup.procs_files().iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        sandbox.join = cgroup
+            .procs_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let logs_dir = spec.alloc_dir.join("alloc").join("logs");
-        std::fs::create_dir_all(&logs_dir)
-            .map_err(|source| DriverError::Io { op: "create", path: logs_dir.clone(), source })?;
+        std::fs::create_dir_all(&logs_dir).map_err(|source| DriverError::Io {
+            op: "create",
+            path: logs_dir.clone(),
+            source,
+        })?;
         let rotation = Rotation::from_config(&spec.logs);
         let shim_spec = ShimSpec {
             state_dir: state_dir.to_string_lossy().into_owned(),
@@ -125,7 +156,12 @@ impl Runtime {
                 disabled: spec.logs.disabled,
             },
             pid_ns: plan.pid_ns,
-            launch: Launch { program: plan.program, args: plan.args, env: plan.env, sandbox },
+            launch: Launch {
+                program: plan.program,
+                args: plan.args,
+                env: plan.env,
+                sandbox,
+            },
             cgroup: cgroup.clone(),
         };
         let launched = crate::supervise::launch(&self.config.shim, &shim_spec, &spec.task.name)?;
@@ -154,7 +190,12 @@ impl Runtime {
 fn shim_still_running(state_dir: &Path) -> bool {
     use nix::fcntl::OFlag;
     let fifo = state_dir.join(crate::shim::CONTROL_FIFO);
-    nix::fcntl::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).is_ok()
+    nix::fcntl::open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .is_ok()
 }
 
 /// What a driver decided; [`Runtime::launch`] does the rest.
@@ -202,6 +243,11 @@ impl Drop for Cleanup {
 
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), DriverError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|source| DriverError::Io { op: "chmod", path: path.to_owned(), source })
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        DriverError::Io {
+            op: "chmod",
+            path: path.to_owned(),
+            source,
+        }
+    })
 }

@@ -53,15 +53,30 @@ pub(crate) enum Step {
     /// Set the file mode creation mask.
     Umask(Mode),
     /// mount(2).
-    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: MsFlags, data: Option<CString> },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: MsFlags,
+        data: Option<CString>,
+    },
     /// mkdir(2).
     Mkdir { path: CString, mode: Mode },
     /// mknod(2).
-    Mknod { path: CString, kind: SFlag, mode: Mode, dev: libc::dev_t },
+    Mknod {
+        path: CString,
+        kind: SFlag,
+        mode: Mode,
+        dev: libc::dev_t,
+    },
     /// symlink(2).
     Symlink { target: CString, link: CString },
     /// setrlimit(2).
-    Rlimit { resource: Resource, soft: u64, hard: u64 },
+    Rlimit {
+        resource: Resource,
+        soft: u64,
+        hard: u64,
+    },
     /// setgroups(2).
     Groups(Vec<Gid>),
     /// setresgid(2).
@@ -89,7 +104,14 @@ impl Step {
             Step::Unshare(flags) => format!("unshare {flags:?}"),
             Step::Umask(m) => format!("umask {:o}", m.bits()),
             Step::Mount { target, fstype, .. } => {
-                format!("mount {} on {}", fstype.as_deref().map(|f| f.to_string_lossy()).unwrap_or_default(), target.to_string_lossy())
+                format!(
+                    "mount {} on {}",
+                    fstype
+                        .as_deref()
+                        .map(|f| f.to_string_lossy())
+                        .unwrap_or_default(),
+                    target.to_string_lossy()
+                )
             }
             Step::Mkdir { path, .. } => format!("mkdir {}", path.to_string_lossy()),
             Step::Mknod { path, .. } => format!("mknod {}", path.to_string_lossy()),
@@ -100,7 +122,9 @@ impl Step {
             Step::Uid(u) => format!("setuid {u}"),
             Step::NoNewPrivs => "set no_new_privs".to_owned(),
             Step::LandlockCreate(_) => "create landlock ruleset".to_owned(),
-            Step::LandlockRule { path, .. } => format!("landlock rule for {}", path.to_string_lossy()),
+            Step::LandlockRule { path, .. } => {
+                format!("landlock rule for {}", path.to_string_lossy())
+            }
             Step::LandlockRestrict => "enforce landlock".to_owned(),
             Step::Chdir(p) => format!("chdir {}", p.to_string_lossy()),
         }
@@ -126,9 +150,16 @@ impl ChildPlan {
         let mut steps = vec![Step::ResetSignals];
         for path in &sandbox.join {
             let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-            let fd = nix::fcntl::open(Path::new(path), flags, Mode::empty())
-                .map_err(|source| PrepareError::Open { path: path.clone(), source })?;
-            steps.push(Step::Join { fd, path: path.clone() });
+            let fd = nix::fcntl::open(Path::new(path), flags, Mode::empty()).map_err(|source| {
+                PrepareError::Open {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            steps.push(Step::Join {
+                fd,
+                path: path.clone(),
+            });
         }
         let mut unshare = CloneFlags::empty();
         if sandbox.mount_ns {
@@ -148,10 +179,16 @@ impl ChildPlan {
                 RlimitKind::NoFile => Resource::RLIMIT_NOFILE,
                 RlimitKind::Core => Resource::RLIMIT_CORE,
             };
-            steps.push(Step::Rlimit { resource, soft: r.soft, hard: r.hard });
+            steps.push(Step::Rlimit {
+                resource,
+                soft: r.soft,
+                hard: r.hard,
+            });
         }
         if let Some(ids) = &sandbox.ids {
-            steps.push(Step::Groups(ids.groups.iter().map(|g| Gid::from_raw(*g)).collect()));
+            steps.push(Step::Groups(
+                ids.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
+            ));
             steps.push(Step::Gid(Gid::from_raw(ids.gid)));
             steps.push(Step::Uid(Uid::from_raw(ids.uid)));
         }
@@ -165,12 +202,19 @@ impl ChildPlan {
                 scoped: crate::landlock::scopes(ll.abi),
             }));
             for rule in &ll.rules {
-                steps.push(Step::LandlockRule { path: cstr(&rule.path)?, rights: rule.rights });
+                steps.push(Step::LandlockRule {
+                    path: cstr(&rule.path)?,
+                    rights: rule.rights,
+                });
             }
             steps.push(Step::LandlockRestrict);
         }
         steps.push(Step::Chdir(cstr(&sandbox.work_dir)?));
-        Ok(ChildPlan { steps, ruleset: -1, report })
+        Ok(ChildPlan {
+            steps,
+            ruleset: -1,
+            report,
+        })
     }
 
     /// The steps, for messages.
@@ -180,7 +224,11 @@ impl ChildPlan {
 
     /// Runs every step, in the child. Async-signal-safe: see the module doc.
     pub(crate) fn enter(&mut self) -> std::io::Result<()> {
-        let ChildPlan { steps, ruleset, report } = self;
+        let ChildPlan {
+            steps,
+            ruleset,
+            report,
+        } = self;
         for (i, step) in steps.iter().enumerate() {
             if let Err(errno) = run(step, ruleset) {
                 let index = (i as u32).to_ne_bytes();
@@ -238,16 +286,26 @@ fn mounts(sandbox: &Sandbox, steps: &mut Vec<Step>) -> Result<(), PrepareError> 
             }
             for p in parents.into_iter().rev() {
                 if made.insert(p.clone()) {
-                    steps.push(Step::Mkdir { path: cstr(&p)?, mode: Mode::from_bits_truncate(0o755) });
+                    steps.push(Step::Mkdir {
+                        path: cstr(&p)?,
+                        mode: Mode::from_bits_truncate(0o755),
+                    });
                 }
             }
-            let kind = if node.numbers.block { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
+            let kind = if node.numbers.block {
+                SFlag::S_IFBLK
+            } else {
+                SFlag::S_IFCHR
+            };
             steps.push(Step::Mknod {
                 path: cstr(&node.path)?,
                 kind,
                 // Only this task sees this /dev; what it holds is its to use.
                 mode: Mode::from_bits_truncate(0o666),
-                dev: nix::sys::stat::makedev(u64::from(node.numbers.major), u64::from(node.numbers.minor)),
+                dev: nix::sys::stat::makedev(
+                    u64::from(node.numbers.major),
+                    u64::from(node.numbers.minor),
+                ),
             });
         }
         for (link, target) in [
@@ -256,9 +314,15 @@ fn mounts(sandbox: &Sandbox, steps: &mut Vec<Step>) -> Result<(), PrepareError> 
             ("/dev/stdout", "/proc/self/fd/1"),
             ("/dev/stderr", "/proc/self/fd/2"),
         ] {
-            steps.push(Step::Symlink { target: cstr(target)?, link: cstr(link)? });
+            steps.push(Step::Symlink {
+                target: cstr(target)?,
+                link: cstr(link)?,
+            });
         }
-        steps.push(Step::Mkdir { path: cstr("/dev/shm")?, mode: Mode::from_bits_truncate(0o1777) });
+        steps.push(Step::Mkdir {
+            path: cstr("/dev/shm")?,
+            mode: Mode::from_bits_truncate(0o1777),
+        });
         steps.push(Step::Mount {
             source: Some(cstr("shm")?),
             target: cstr("/dev/shm")?,
@@ -270,7 +334,11 @@ fn mounts(sandbox: &Sandbox, steps: &mut Vec<Step>) -> Result<(), PrepareError> 
             source: None,
             target: cstr("/dev")?,
             fstype: None,
-            flags: MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            flags: MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NOEXEC,
             data: none.clone(),
         });
         steps.push(Step::Umask(Mode::from_bits_truncate(0o022)));
@@ -299,7 +367,11 @@ fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
     match step {
         Step::ResetSignals => {
             let empty = nix::sys::signal::SigSet::empty();
-            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None)?;
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )?;
             // Handlers reset at exec by themselves; ignored signals do not.
             // SIGKILL and SIGSTOP cannot be changed, and the C library
             // refuses its own reserved real-time signals: both fine.
@@ -314,7 +386,13 @@ fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
             nix::sys::stat::umask(*mode);
             Ok(())
         }
-        Step::Mount { source, target, fstype, flags, data } => nix::mount::mount(
+        Step::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => nix::mount::mount(
             source.as_deref(),
             target.as_c_str(),
             fstype.as_deref(),
@@ -322,11 +400,20 @@ fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
             data.as_deref(),
         ),
         Step::Mkdir { path, mode } => nix::unistd::mkdir(path.as_c_str(), *mode),
-        Step::Mknod { path, kind, mode, dev } => nix::sys::stat::mknod(path.as_c_str(), *kind, *mode, *dev),
+        Step::Mknod {
+            path,
+            kind,
+            mode,
+            dev,
+        } => nix::sys::stat::mknod(path.as_c_str(), *kind, *mode, *dev),
         Step::Symlink { target, link } => {
             nix::unistd::symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str())
         }
-        Step::Rlimit { resource, soft, hard } => nix::sys::resource::setrlimit(*resource, *soft, *hard),
+        Step::Rlimit {
+            resource,
+            soft,
+            hard,
+        } => nix::sys::resource::setrlimit(*resource, *soft, *hard),
         Step::Groups(groups) => nix::unistd::setgroups(groups),
         Step::Gid(gid) => nix::unistd::setresgid(*gid, *gid, *gid),
         Step::Uid(uid) => nix::unistd::setresuid(*uid, *uid, *uid),

@@ -37,8 +37,15 @@ pub(crate) struct Launched {
 }
 
 /// Starts a shim with `spec` and waits for its report.
-pub(crate) fn launch(shim: &[OsString], spec: &ShimSpec, task: &str) -> Result<Launched, DriverError> {
-    let start_err = |message: String| DriverError::Start { task: task.to_owned(), message };
+pub(crate) fn launch(
+    shim: &[OsString],
+    spec: &ShimSpec,
+    task: &str,
+) -> Result<Launched, DriverError> {
+    let start_err = |message: String| DriverError::Start {
+        task: task.to_owned(),
+        message,
+    };
     let Some((program, leading)) = shim.split_first() else {
         return Err(start_err("no shim command configured".to_owned()));
     };
@@ -48,7 +55,11 @@ pub(crate) fn launch(shim: &[OsString], spec: &ShimSpec, task: &str) -> Result<L
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|source| DriverError::Io { op: "open", path: log_path.clone(), source })?;
+        .map_err(|source| DriverError::Io {
+            op: "open",
+            path: log_path.clone(),
+            source,
+        })?;
     let mut child = Command::new(program)
         .args(leading)
         .env_clear()
@@ -69,14 +80,25 @@ pub(crate) fn launch(shim: &[OsString], spec: &ShimSpec, task: &str) -> Result<L
     // The first stage exits right after forking; reap it.
     let _ = child.kill();
     let _ = child.wait();
-    let output = output.map_err(|e| start_err(format!("read shim report: {e} (see {})", log_path.display())))?;
+    let output = output.map_err(|e| {
+        start_err(format!(
+            "read shim report: {e} (see {})",
+            log_path.display()
+        ))
+    })?;
 
     let mut d = minicbor::Decoder::new(&output);
     let (mut forked, mut started, mut failed) = (None, None, None);
     while d.position() < output.len() {
         match d.decode::<Report>() {
-            Ok(Report::Forked { shim_pid, start_ticks }) => forked = Some((shim_pid, start_ticks)),
-            Ok(Report::Started { task_pid, started_at }) => started = Some((task_pid, started_at)),
+            Ok(Report::Forked {
+                shim_pid,
+                start_ticks,
+            }) => forked = Some((shim_pid, start_ticks)),
+            Ok(Report::Started {
+                task_pid,
+                started_at,
+            }) => started = Some((task_pid, started_at)),
             Ok(Report::Failed { message, .. }) => failed = Some(message),
             Err(e) => return Err(start_err(format!("garbled shim report: {e}"))),
         }
@@ -85,9 +107,12 @@ pub(crate) fn launch(shim: &[OsString], spec: &ShimSpec, task: &str) -> Result<L
         return Err(start_err(message));
     }
     match (forked, started) {
-        (Some((shim_pid, shim_start_ticks)), Some((task_pid, started_at))) => {
-            Ok(Launched { shim_pid, shim_start_ticks, task_pid, started_at })
-        }
+        (Some((shim_pid, shim_start_ticks)), Some((task_pid, started_at))) => Ok(Launched {
+            shim_pid,
+            shim_start_ticks,
+            task_pid,
+            started_at,
+        }),
         _ => Err(start_err(format!(
             "the shim exited without reporting a start (see {})",
             log_path.display()
@@ -104,7 +129,8 @@ fn read_until_eof(fd: OwnedFd, deadline: Instant) -> Result<Vec<u8>, String> {
         if left.is_zero() {
             return Err(format!("no report within {}s", START_TIMEOUT.as_secs()));
         }
-        let timeout = PollTimeout::try_from(left.as_millis().min(10_000) as i32).unwrap_or(PollTimeout::MAX);
+        let timeout =
+            PollTimeout::try_from(left.as_millis().min(10_000) as i32).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match nix::poll::poll(&mut fds, timeout) {
             Ok(0) | Err(Errno::EINTR) => continue,
@@ -154,22 +180,24 @@ fn finished(handle: &TaskHandle) -> Result<ExitResult, DriverError> {
             task: handle.task.clone(),
             reason: "its shim exited without recording an exit status".to_owned(),
         }),
-        Err(e) => Err(DriverError::Lost { task: handle.task.clone(), reason: e.to_string() }),
+        Err(e) => Err(DriverError::Lost {
+            task: handle.task.clone(),
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// Resolves when the shim has exited.
 async fn shim_gone(handle: &TaskHandle) {
     match shim_pidfd(handle) {
-        Ok(Some(fd)) => match Async::new(fd) {
-            Ok(fd) => {
+        Ok(Some(fd)) => {
+            if let Ok(fd) = Async::new(fd) {
                 let _ = fd.readable().await;
                 return;
             }
-            Err(_) => {}
-        },
+        }
         Ok(None) => return,
-        // No pidfd (Linux before 5.3): poll the process table.
+        // No pidfd (Linux before 5.3): poll the process table below.
         Err(_) => {}
     }
     while shim_alive(handle) {
@@ -190,7 +218,11 @@ pub(crate) fn parse_signal(name: &str) -> Result<Signal, DriverError> {
     if let Ok(n) = upper.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());
     }
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     full.parse::<Signal>().map_err(|_| bad())
 }
 
@@ -202,19 +234,37 @@ pub(crate) fn signal(handle: &TaskHandle, signal: Signal) -> Result<(), DriverEr
     }
     let fifo = Path::new(&handle.state_dir).join(CONTROL_FIFO);
     // Non-blocking: ENXIO means nobody reads it, so no shim holds it.
-    let fd = match nix::fcntl::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()) {
+    let fd = match nix::fcntl::open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::ENXIO | Errno::ENOENT) => return Err(not_running()),
-        Err(e) => return Err(DriverError::Io { op: "open", path: fifo, source: e.into() }),
+        Err(e) => {
+            return Err(DriverError::Io {
+                op: "open",
+                path: fifo,
+                source: e.into(),
+            });
+        }
     };
     let byte = [signal as i32 as u8];
     nix::unistd::write(&fd, &byte)
         .map(drop)
-        .map_err(|e| DriverError::Io { op: "write", path: fifo, source: e.into() })
+        .map_err(|e| DriverError::Io {
+            op: "write",
+            path: fifo,
+            source: e.into(),
+        })
 }
 
 /// Stops the task (see [`crate::Driver::stop`]).
-pub(crate) async fn stop(handle: TaskHandle, kill_signal: Signal, kill_timeout: Duration) -> Result<ExitResult, DriverError> {
+pub(crate) async fn stop(
+    handle: TaskHandle,
+    kill_signal: Signal,
+    kill_timeout: Duration,
+) -> Result<ExitResult, DriverError> {
     match signal(&handle, kill_signal) {
         Ok(()) | Err(DriverError::NotRunning(_)) => {}
         Err(e) => return Err(e),
@@ -224,7 +274,10 @@ pub(crate) async fn stop(handle: TaskHandle, kill_signal: Signal, kill_timeout: 
 
 /// Waits up to `kill_timeout` for the task to exit, then kills every
 /// process in its cgroup and waits for the shim to record it.
-pub(crate) async fn stop_after(handle: TaskHandle, kill_timeout: Duration) -> Result<ExitResult, DriverError> {
+pub(crate) async fn stop_after(
+    handle: TaskHandle,
+    kill_timeout: Duration,
+) -> Result<ExitResult, DriverError> {
     if wait_for(&handle, kill_timeout).await {
         return finished(&handle);
     }
@@ -258,12 +311,18 @@ pub(crate) fn recover(handle: &TaskHandle) -> Result<Recovered, DriverError> {
     match read_exit(Path::new(&handle.state_dir)) {
         Ok(Some(exit)) => return Ok(Recovered::Exited(exit)),
         Ok(None) => {}
-        Err(e) => return Ok(Recovered::Lost { reason: e.to_string() }),
+        Err(e) => {
+            return Ok(Recovered::Lost {
+                reason: e.to_string(),
+            });
+        }
     }
     if shim_alive(handle) {
         Ok(Recovered::Running)
     } else {
-        Ok(Recovered::Lost { reason: "its shim is gone and recorded no exit status".to_owned() })
+        Ok(Recovered::Lost {
+            reason: "its shim is gone and recorded no exit status".to_owned(),
+        })
     }
 }
 
@@ -278,14 +337,23 @@ pub(crate) fn destroy(handle: &TaskHandle) -> Result<(), DriverError> {
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::MAX);
         if matches!(nix::poll::poll(&mut fds, timeout), Ok(0)) && shim_alive(handle) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(handle.shim_pid), Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(handle.shim_pid),
+                Signal::SIGKILL,
+            );
         }
     }
     let state_dir = Path::new(&handle.state_dir);
     match std::fs::remove_dir_all(state_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(DriverError::Io { op: "remove", path: state_dir.to_owned(), source }),
+        Err(source) => {
+            return Err(DriverError::Io {
+                op: "remove",
+                path: state_dir.to_owned(),
+                source,
+            });
+        }
     }
     if let Some(lease) = &handle.uid_lease {
         crate::users::release(Path::new(lease));

@@ -41,24 +41,46 @@ const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
 /// Landlock in the kernel, or qemu-user) and `EOPNOTSUPP` (built in but
 /// disabled at boot) are errors, never assumed away.
 pub(crate) fn landlock_abi_version() -> Result<u32, Errno> {
+    let (nr, null, flags) = (
+        CREATE_RULESET,
+        std::ptr::null::<u8>(),
+        LANDLOCK_CREATE_RULESET_VERSION,
+    );
     // SAFETY: with a null attr, size 0 and the VERSION flag the kernel reads no memory.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
+    let r = unsafe { libc::syscall(nr, null, 0usize, flags) };
     Errno::result(r).map(|v| v as u32)
 }
+
+const CREATE_RULESET: libc::c_long = libc::SYS_landlock_create_ruleset;
 
 /// Creates a ruleset; the raw fd is returned so that a forked child can use
 /// it without an owning wrapper. Async-signal-safe.
 pub(crate) fn landlock_create_ruleset(attr: &LandlockRulesetAttr) -> Result<RawFd, Errno> {
+    let (ptr, size) = (
+        attr as *const LandlockRulesetAttr,
+        size_of::<LandlockRulesetAttr>(),
+    );
     // SAFETY: attr is a valid, initialized struct of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, attr as *const LandlockRulesetAttr, size_of::<LandlockRulesetAttr>(), 0u32) };
+    let r = unsafe { libc::syscall(CREATE_RULESET, ptr, size, 0u32) };
     Errno::result(r).map(|fd| fd as RawFd)
 }
 
 /// Allows `access` beneath the file or directory `parent`. Async-signal-safe.
-pub(crate) fn landlock_add_path_rule(ruleset: RawFd, parent: RawFd, access: u64) -> Result<(), Errno> {
-    let attr = LandlockPathBeneathAttr { allowed_access: access, parent_fd: parent };
+pub(crate) fn landlock_add_path_rule(
+    ruleset: RawFd,
+    parent: RawFd,
+    access: u64,
+) -> Result<(), Errno> {
+    let attr = LandlockPathBeneathAttr {
+        allowed_access: access,
+        parent_fd: parent,
+    };
+    let (nr, ptr) = (
+        libc::SYS_landlock_add_rule,
+        &attr as *const LandlockPathBeneathAttr,
+    );
     // SAFETY: attr lives on this stack frame for the duration of the call.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &attr as *const LandlockPathBeneathAttr, 0u32) };
+    let r = unsafe { libc::syscall(nr, ruleset, LANDLOCK_RULE_PATH_BENEATH, ptr, 0u32) };
     Errno::result(r).map(drop)
 }
 
@@ -103,9 +125,16 @@ pub(crate) fn fork() -> Result<nix::unistd::ForkResult, Errno> {
 /// Installs `handler` for `signal` (used by the shim, which must have a
 /// handler for every signal it wants through its signalfd because it may be
 /// PID 1 of a namespace, where unhandled signals are discarded).
-pub(crate) fn set_handler(signal: nix::sys::signal::Signal, handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
+pub(crate) fn set_handler(
+    signal: nix::sys::signal::Signal,
+    handler: extern "C" fn(libc::c_int),
+) -> Result<(), Errno> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
-    let action = SigAction::new(SigHandler::Handler(handler), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(handler),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     // SAFETY: the handlers installed here are empty functions, trivially async-signal-safe.
     unsafe { nix::sys::signal::sigaction(signal, &action) }.map(drop)
 }
@@ -116,7 +145,11 @@ pub(crate) fn set_handler(signal: nix::sys::signal::Signal, handler: extern "C" 
 pub(crate) fn set_default(signal: libc::c_int) -> Result<(), Errno> {
     // SAFETY: SIG_DFL installs no handler code at all.
     let previous = unsafe { libc::signal(signal, libc::SIG_DFL) };
-    if previous == libc::SIG_ERR { Err(Errno::last()) } else { Ok(()) }
+    if previous == libc::SIG_ERR {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
 }
 
 /// Registers `hook` to run in the forked child before `exec`.

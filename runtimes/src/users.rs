@@ -60,9 +60,16 @@ pub fn resolve(name: &str) -> Result<TaskUser, UserError> {
     } else {
         nix::unistd::User::from_name(name)
     }
-    .map_err(|source| UserError::Lookup { name: name.to_owned(), source })?
+    .map_err(|source| UserError::Lookup {
+        name: name.to_owned(),
+        source,
+    })?
     .ok_or_else(|| UserError::Unknown(name.to_owned()))?;
-    Ok(TaskUser { uid: user.uid.as_raw(), gid: user.gid.as_raw(), lease: None })
+    Ok(TaskUser {
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        lease: None,
+    })
 }
 
 /// Leases a free uid in `range` (inclusive) for `owner`, skipping uids the
@@ -71,19 +78,33 @@ pub fn resolve(name: &str) -> Result<TaskUser, UserError> {
 /// `O_EXCL` create settles it when they do).
 pub fn lease(dir: &Path, range: (u32, u32), owner: &str) -> Result<TaskUser, UserError> {
     let (first, last) = (range.0.min(range.1), range.0.max(range.1));
-    std::fs::create_dir_all(dir).map_err(|source| UserError::Lease { path: dir.to_owned(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| UserError::Lease {
+        path: dir.to_owned(),
+        source,
+    })?;
     let span = u64::from(last - first) + 1;
     let start = fnv(owner) % span;
     for i in 0..span {
         let uid = first + ((start + i) % span) as u32;
-        if matches!(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)), Ok(Some(_))) {
+        if matches!(
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+            Ok(Some(_))
+        ) {
             continue;
         }
         let path = dir.join(uid.to_string());
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut f) => {
                 let _ = f.write_all(owner.as_bytes());
-                return Ok(TaskUser { uid, gid: uid, lease: Some(path) });
+                return Ok(TaskUser {
+                    uid,
+                    gid: uid,
+                    lease: Some(path),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(source) => return Err(UserError::Lease { path, source }),
@@ -98,7 +119,9 @@ pub fn release(lease: &Path) {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +136,10 @@ mod tests {
         let b = lease(&dir, (70_000, 70_001), "a").unwrap();
         assert_ne!(a.uid, b.uid);
         assert_eq!(a.gid, a.uid);
-        assert!(matches!(lease(&dir, (70_000, 70_001), "c"), Err(UserError::Exhausted { .. })));
+        assert!(matches!(
+            lease(&dir, (70_000, 70_001), "c"),
+            Err(UserError::Exhausted { .. })
+        ));
         release(a.lease.as_deref().unwrap());
         let c = lease(&dir, (70_000, 70_001), "c").unwrap();
         assert_eq!(c.uid, a.uid);
@@ -124,6 +150,9 @@ mod tests {
     fn root_resolves_by_name_and_number() {
         assert_eq!(resolve("root").unwrap().uid, 0);
         assert_eq!(resolve("0").unwrap().uid, 0);
-        assert!(matches!(resolve("no-such-user-wren"), Err(UserError::Unknown(_))));
+        assert!(matches!(
+            resolve("no-such-user-wren"),
+            Err(UserError::Unknown(_))
+        ));
     }
 }

@@ -26,11 +26,19 @@ impl Drop for Cgroup2Mount {
 
 #[test]
 fn a_task_runs_and_is_killed_in_a_real_cgroup2_hierarchy() {
-    let Some(mut caps) = isolation_caps() else { return };
+    let Some(mut caps) = isolation_caps() else {
+        return;
+    };
     let tmp = TempDir::new("cg2");
     let mnt = tmp.0.join("cgroup2");
     std::fs::create_dir_all(&mnt).unwrap();
-    if let Err(e) = nix::mount::mount(Some("cgroup2"), &mnt, Some("cgroup2"), MsFlags::empty(), None::<&str>) {
+    if let Err(e) = nix::mount::mount(
+        Some("cgroup2"),
+        &mnt,
+        Some("cgroup2"),
+        MsFlags::empty(),
+        None::<&str>,
+    ) {
         if in_ci() {
             panic!("CI=true and mounting cgroup2 failed: {e}");
         }
@@ -46,29 +54,60 @@ fn a_task_runs_and_is_killed_in_a_real_cgroup2_hierarchy() {
     };
     assert_eq!(caps.cgroups.version(), Some(Version::V2));
     let driver = ExecDriver::new(runtime(&tmp.0, caps.clone()));
-    let spec = spec(&tmp.0, &alloc_id("v2"), "v2", "exec", probe(&["ignore-term", "2"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("v2"),
+        "v2",
+        "exec",
+        probe(&["ignore-term", "2"], &[]),
+    );
     let run = driver.start(&spec).unwrap();
     if !caps.cgroups.has("memory") {
         assert!(
-            run.events.iter().any(|e| e.kind == "Isolation Degraded" && e.message.contains("memory")),
+            run.events
+                .iter()
+                .any(|e| e.kind == "Isolation Degraded" && e.message.contains("memory")),
             "{:?}",
             run.events
         );
     }
-    wait_for_text(&stdout_log(&spec), "ignoring SIGTERM", Duration::from_secs(30));
+    wait_for_text(
+        &stdout_log(&spec),
+        "ignoring SIGTERM",
+        Duration::from_secs(30),
+    );
 
     let dir = PathBuf::from(&run.handle.cgroup.dirs[0].path);
     assert!(dir.starts_with(&mnt), "{}", dir.display());
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-    assert_eq!(procs.lines().count(), 3, "the task and its two children: {procs}");
-    assert!(std::fs::read_to_string(dir.join("cgroup.events")).unwrap().contains("populated 1"));
+    assert_eq!(
+        procs.lines().count(),
+        3,
+        "the task and its two children: {procs}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("cgroup.events"))
+            .unwrap()
+            .contains("populated 1")
+    );
     wait_until("cpu accounting", Duration::from_secs(10), || {
-        driver.stats(&run.handle).map(|s| s.usage.cpu_usage_ns > 0).unwrap_or(false)
+        driver
+            .stats(&run.handle)
+            .map(|s| s.usage.cpu_usage_ns > 0)
+            .unwrap_or(false)
     });
 
     let exit = block_on(driver.stop(&run.handle, "SIGTERM", Duration::from_millis(300))).unwrap();
-    assert_eq!(exit.signal, Some(9), "cgroup.kill after the timeout: {exit:?}");
-    assert!(std::fs::read_to_string(dir.join("cgroup.events")).unwrap().contains("populated 0"));
+    assert_eq!(
+        exit.signal,
+        Some(9),
+        "cgroup.kill after the timeout: {exit:?}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("cgroup.events"))
+            .unwrap()
+            .contains("populated 0")
+    );
     driver.destroy(&run.handle).unwrap();
     assert!(!dir.exists());
     let _ = std::fs::remove_dir(mnt.join("wren-test"));

@@ -36,17 +36,41 @@ fn writes_outside_the_task_dir_and_reads_of_other_tasks_dirs_fail_with_eacces() 
         (format!("write /tmp/{unique}"), "EACCES"),
         (format!("write /dev/shm/{unique}"), "ok"), // the task's private /dev/shm
         ("write /etc/wren-probe".to_owned(), "EACCES"),
-        (format!("write {}", s(&me.alloc_dir.join("intruder"))), "EACCES"),
-        (format!("write {}", s(&me.alloc_dir.join("alloc/logs/forged"))), "EACCES"),
+        (
+            format!("write {}", s(&me.alloc_dir.join("intruder"))),
+            "EACCES",
+        ),
+        (
+            format!("write {}", s(&me.alloc_dir.join("alloc/logs/forged"))),
+            "EACCES",
+        ),
         (format!("read {}", s(&sibling.task_dir)), "EACCES"),
-        (format!("read {}", s(&sibling.task_dir.join("local/probe"))), "EACCES"),
-        (format!("write {}", s(&sibling.task_dir.join("local/x"))), "EACCES"),
+        (
+            format!("read {}", s(&sibling.task_dir.join("local/probe"))),
+            "EACCES",
+        ),
+        (
+            format!("write {}", s(&sibling.task_dir.join("local/x"))),
+            "EACCES",
+        ),
         (format!("read {}", s(&other.task_dir)), "EACCES"),
-        (format!("write {}", s(&other.task_dir.join("local/x"))), "EACCES"),
+        (
+            format!("write {}", s(&other.task_dir.join("local/x"))),
+            "EACCES",
+        ),
         // What the task may do.
-        (format!("write {}", s(&me.task_dir.join("local/mine"))), "ok"),
-        (format!("write {}", s(&me.alloc_dir.join("alloc/data/shared"))), "ok"),
-        (format!("read {}", s(&me.alloc_dir.join("alloc/logs"))), "ok"),
+        (
+            format!("write {}", s(&me.task_dir.join("local/mine"))),
+            "ok",
+        ),
+        (
+            format!("write {}", s(&me.alloc_dir.join("alloc/data/shared"))),
+            "ok",
+        ),
+        (
+            format!("read {}", s(&me.alloc_dir.join("alloc/logs"))),
+            "ok",
+        ),
         ("read /etc/hostname".to_owned(), "ok"),
     ];
     let mut args: Vec<String> = Vec::new();
@@ -78,16 +102,28 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("forkbomb");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let spec = spec(&tmp.0, &alloc_id("bomb"), "bomb", "exec", probe(&["forkbomb"], &[("pids_limit", Value::Int(24))]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("bomb"),
+        "bomb",
+        "exec",
+        probe(&["forkbomb"], &[("pids_limit", Value::Int(24))]),
+    );
     let run = driver.start(&spec).unwrap();
     let log = wait_for_text(&stdout_log(&spec), "spawn failed", Duration::from_secs(60));
     assert!(log.contains("forkbomb: spawn failed: EAGAIN"), "{log}");
     let stats = driver.stats(&run.handle).unwrap();
     assert!(stats.usage.pids <= 24, "{stats:?}");
-    assert!(stats.usage.pids >= 20, "the bomb should have filled its limit: {stats:?}");
+    assert!(
+        stats.usage.pids >= 20,
+        "the bomb should have filled its limit: {stats:?}"
+    );
     let exit = block_on(driver.stop(&run.handle, "SIGTERM", Duration::from_millis(200))).unwrap();
     assert!(exit.signal.is_some(), "{exit:?}");
-    assert!(!run.handle.cgroup.is_populated().unwrap(), "the whole bomb is gone");
+    assert!(
+        !run.handle.cgroup.is_populated().unwrap(),
+        "the whole bomb is gone"
+    );
     driver.destroy(&run.handle).unwrap();
 }
 
@@ -96,11 +132,27 @@ fn a_memory_hog_is_oom_killed_in_its_cgroup_and_others_are_untouched() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("oom");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let neighbor = spec(&tmp.0, &alloc_id("oom"), "neighbor", "exec", probe(&["alloc", "16"], &[]));
+    let neighbor = spec(
+        &tmp.0,
+        &alloc_id("oom"),
+        "neighbor",
+        "exec",
+        probe(&["alloc", "16"], &[]),
+    );
     let neighbor_run = driver.start(&neighbor).unwrap();
-    wait_for_text(&stdout_log(&neighbor), "allocated all 16 MB", Duration::from_secs(30));
+    wait_for_text(
+        &stdout_log(&neighbor),
+        "allocated all 16 MB",
+        Duration::from_secs(30),
+    );
 
-    let mut hog = spec(&tmp.0, &alloc_id("oom"), "hog", "exec", probe(&["alloc", "512"], &[]));
+    let mut hog = spec(
+        &tmp.0,
+        &alloc_id("oom"),
+        "hog",
+        "exec",
+        probe(&["alloc", "512"], &[]),
+    );
     hog.resources.memory_mb = 48;
     let (exit, out) = run_to_end(&driver, &hog);
     assert!(exit.oom_killed, "{exit:?}\n{out}");
@@ -111,7 +163,10 @@ fn a_memory_hog_is_oom_killed_in_its_cgroup_and_others_are_untouched() {
     assert!(exit.event().oom_killed);
 
     // The neighbor still runs, its memory intact.
-    assert_eq!(driver.recover(&neighbor_run.handle).unwrap(), Recovered::Running);
+    assert_eq!(
+        driver.recover(&neighbor_run.handle).unwrap(),
+        Recovered::Running
+    );
     let stats = driver.stats(&neighbor_run.handle).unwrap();
     assert!(stats.usage.memory_rss_bytes >= 16 << 20, "{stats:?}");
     assert_eq!(neighbor_run.handle.cgroup.oom_kills(), 0);
@@ -124,13 +179,22 @@ fn a_cpu_hog_with_one_core_stays_within_its_quota() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("cpu");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let mut spec = spec(&tmp.0, &alloc_id("cpu"), "hog", "exec", probe(&["spin", "3"], &[]));
+    let mut spec = spec(
+        &tmp.0,
+        &alloc_id("cpu"),
+        "hog",
+        "exec",
+        probe(&["spin", "3"], &[]),
+    );
     // `cores = 1`: a quota of one core (no core ids: not pinned, so the
     // quota alone is what holds three spinning threads back).
     spec.task.resources.cores = 1;
     let run = driver.start(&spec).unwrap();
     wait_until("the hog to run", Duration::from_secs(30), || {
-        driver.stats(&run.handle).map(|s| s.usage.cpu_usage_ns > 200_000_000).unwrap_or(false)
+        driver
+            .stats(&run.handle)
+            .map(|s| s.usage.cpu_usage_ns > 200_000_000)
+            .unwrap_or(false)
     });
     // Measure over two seconds of wall time.
     let first = driver.stats(&run.handle).unwrap();
@@ -153,10 +217,26 @@ fn a_task_cannot_see_other_tasks_processes() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("pids");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let victim = spec(&tmp.0, &alloc_id("pids"), "victim", "exec", probe(&["ignore-term", "2"], &[]));
+    let victim = spec(
+        &tmp.0,
+        &alloc_id("pids"),
+        "victim",
+        "exec",
+        probe(&["ignore-term", "2"], &[]),
+    );
     let victim_run = driver.start(&victim).unwrap();
-    wait_for_text(&stdout_log(&victim), "ignoring SIGTERM", Duration::from_secs(30));
-    let looker = spec(&tmp.0, &alloc_id("pids"), "looker", "exec", probe(&["pids"], &[]));
+    wait_for_text(
+        &stdout_log(&victim),
+        "ignoring SIGTERM",
+        Duration::from_secs(30),
+    );
+    let looker = spec(
+        &tmp.0,
+        &alloc_id("pids"),
+        "looker",
+        "exec",
+        probe(&["pids"], &[]),
+    );
     let (exit, out) = run_to_end(&driver, &looker);
     assert_eq!(exit.exit_code, 0);
     // Only itself: PID 2 of its own namespace (PID 1, the shim, is root's
@@ -172,15 +252,42 @@ fn a_task_opens_the_device_it_was_given_and_no_other() {
     let tmp = TempDir::new("dev");
     let driver = ExecDriver::new(runtime(&tmp.0, caps.clone()));
     let actions = [
-        "open", "/dev/full", "--", "open", "/dev/null", "--", "open", "/dev/kmsg", "--", "open", "/dev/ptmx", "--",
-        "mknod", "local/kmsg", "1", "11",
+        "open",
+        "/dev/full",
+        "--",
+        "open",
+        "/dev/null",
+        "--",
+        "open",
+        "/dev/kmsg",
+        "--",
+        "open",
+        "/dev/ptmx",
+        "--",
+        "mknod",
+        "local/kmsg",
+        "1",
+        "11",
     ];
-    let mut task = spec(&tmp.0, &alloc_id("dev"), "dev", "exec", probe(&actions, &[]));
+    let mut task = spec(
+        &tmp.0,
+        &alloc_id("dev"),
+        "dev",
+        "exec",
+        probe(&actions, &[]),
+    );
     task.devices = vec!["/dev/full".into()];
     let started = driver.start(&task).unwrap();
     // v1: the cgroup allows exactly the default devices and /dev/full.
-    if let Some(dir) = started.handle.cgroup.dirs.iter().find(|d| d.controllers.iter().any(|c| c == "devices")) {
-        let list = std::fs::read_to_string(std::path::Path::new(&dir.path).join("devices.list")).unwrap();
+    if let Some(dir) = started
+        .handle
+        .cgroup
+        .dirs
+        .iter()
+        .find(|d| d.controllers.iter().any(|c| c == "devices"))
+    {
+        let list =
+            std::fs::read_to_string(std::path::Path::new(&dir.path).join("devices.list")).unwrap();
         assert!(list.lines().any(|l| l == "c 1:7 rwm"), "{list}");
         assert!(!list.contains("a *:*"), "{list}");
         assert!(!list.lines().any(|l| l.starts_with("c 1:11")), "{list}");
@@ -201,7 +308,10 @@ fn a_task_opens_the_device_it_was_given_and_no_other() {
         "{out}"
     );
     // And it cannot make one: Landlock (EACCES) or the missing CAP_MKNOD (EPERM).
-    assert!(got[4] == "mknod local/kmsg: EACCES" || got[4] == "mknod local/kmsg: EPERM", "{out}");
+    assert!(
+        got[4] == "mknod local/kmsg: EACCES" || got[4] == "mknod local/kmsg: EPERM",
+        "{out}"
+    );
     assert!(!task.task_dir.join("local/kmsg").exists());
 
     // Without a mount namespace the node's /dev is visible: the cgroup's
@@ -210,11 +320,20 @@ fn a_task_opens_the_device_it_was_given_and_no_other() {
     bare.mount_ns = false;
     let tmp2 = TempDir::new("dev-bare");
     let driver = ExecDriver::new(runtime(&tmp2.0, bare));
-    let mut task = spec(&tmp2.0, &alloc_id("dev"), "dev", "exec", probe(&actions[..12], &[]));
+    let mut task = spec(
+        &tmp2.0,
+        &alloc_id("dev"),
+        "dev",
+        "exec",
+        probe(&actions[..12], &[]),
+    );
     task.devices = vec!["/dev/full".into()];
     let started = driver.start(&task).unwrap();
     assert!(
-        started.events.iter().any(|e| e.kind == "Isolation Degraded" && e.message.contains("mount namespace")),
+        started
+            .events
+            .iter()
+            .any(|e| e.kind == "Isolation Degraded" && e.message.contains("mount namespace")),
         "{:?}",
         started.events
     );
@@ -222,7 +341,11 @@ fn a_task_opens_the_device_it_was_given_and_no_other() {
     let out = std::fs::read_to_string(stdout_log(&task)).unwrap();
     driver.destroy(&started.handle).unwrap();
     let got = lines(&out);
-    assert_eq!(got[..2], ["open /dev/full: ok", "open /dev/null: ok"], "{out}");
+    assert_eq!(
+        got[..2],
+        ["open /dev/full: ok", "open /dev/null: ok"],
+        "{out}"
+    );
     for (line, dev) in got[2..].iter().zip(["/dev/kmsg", "/dev/ptmx"]) {
         assert!(
             *line == format!("open {dev}: EPERM") || *line == format!("open {dev}: EACCES"),

@@ -14,7 +14,11 @@ use wren_runtimes::{Driver, DriverError};
 fn alive(pid: i32) -> bool {
     // A zombie is dead for our purpose.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
         .unwrap_or(false)
 }
 
@@ -23,9 +27,19 @@ fn stop_kills_a_task_that_ignores_sigterm_after_the_timeout_with_all_its_childre
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("stop");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let spec = spec(&tmp.0, &alloc_id("stop"), "stubborn", "exec", probe(&["ignore-term", "3"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("stop"),
+        "stubborn",
+        "exec",
+        probe(&["ignore-term", "3"], &[]),
+    );
     let run = driver.start(&spec).unwrap();
-    wait_for_text(&stdout_log(&spec), "ignoring SIGTERM", Duration::from_secs(30));
+    wait_for_text(
+        &stdout_log(&spec),
+        "ignoring SIGTERM",
+        Duration::from_secs(30),
+    );
     let pids = run.handle.cgroup.pids().unwrap();
     assert_eq!(pids.len(), 4, "the task and its three children: {pids:?}");
 
@@ -33,7 +47,10 @@ fn stop_kills_a_task_that_ignores_sigterm_after_the_timeout_with_all_its_childre
     let t0 = Instant::now();
     let exit = block_on(driver.stop(&run.handle, "SIGTERM", timeout)).unwrap();
     let took = t0.elapsed();
-    assert!(took >= timeout, "SIGTERM is ignored, so only the timeout can end it ({took:?})");
+    assert!(
+        took >= timeout,
+        "SIGTERM is ignored, so only the timeout can end it ({took:?})"
+    );
     assert_eq!(exit.signal, Some(9), "{exit:?}");
     assert!(!run.handle.cgroup.is_populated().unwrap());
     for pid in pids {
@@ -49,7 +66,13 @@ fn a_kill_signal_reaches_a_task_without_a_handler() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("sigterm");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let spec = spec(&tmp.0, &alloc_id("term"), "plain", "exec", probe(&["count", "20"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("term"),
+        "plain",
+        "exec",
+        probe(&["count", "20"], &[]),
+    );
     let run = driver.start(&spec).unwrap();
     wait_for_text(&stdout_log(&spec), "count 1", Duration::from_secs(30));
     let exit = block_on(driver.stop(&run.handle, "SIGTERM", Duration::from_secs(60))).unwrap();
@@ -62,14 +85,26 @@ fn a_kill_signal_reaches_a_task_without_a_handler() {
     driver.signal(&run2.handle, "USR1").unwrap();
     let exit2 = block_on(driver.wait(&run2.handle)).unwrap();
     assert_eq!(exit2.signal, Some(10), "{exit2:?}");
-    assert!(matches!(driver.signal(&run2.handle, "SIGHUP"), Err(DriverError::NotRunning(_))));
-    assert!(matches!(driver.signal(&run2.handle, "SIGNOPE"), Err(DriverError::BadSignal(_))));
+    assert!(matches!(
+        driver.signal(&run2.handle, "SIGHUP"),
+        Err(DriverError::NotRunning(_))
+    ));
+    assert!(matches!(
+        driver.signal(&run2.handle, "SIGNOPE"),
+        Err(DriverError::BadSignal(_))
+    ));
     driver.destroy(&run.handle).unwrap();
     driver.destroy(&run2.handle).unwrap();
 }
 
 fn spec_again(root: &std::path::Path, name: &str) -> wren_runtimes::TaskSpec {
-    spec(root, &alloc_id(name), name, "exec", probe(&["count", "20"], &[]))
+    spec(
+        root,
+        &alloc_id(name),
+        name,
+        "exec",
+        probe(&["count", "20"], &[]),
+    )
 }
 
 #[test]
@@ -77,8 +112,18 @@ fn logs_rotate_at_max_file_size_and_keep_max_files() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("rotate");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let mut spec = spec(&tmp.0, &alloc_id("rot"), "chatty", "exec", probe(&["spew", "3"], &[]));
-    spec.logs = LogConfig { max_files: 2, max_file_size_mb: 1, disabled: false };
+    let mut spec = spec(
+        &tmp.0,
+        &alloc_id("rot"),
+        "chatty",
+        "exec",
+        probe(&["spew", "3"], &[]),
+    );
+    spec.logs = LogConfig {
+        max_files: 2,
+        max_file_size_mb: 1,
+        disabled: false,
+    };
     let (exit, _) = run_to_end(&driver, &spec);
     assert_eq!(exit.exit_code, 0);
     let logs = spec.alloc_dir.join("alloc/logs");
@@ -90,7 +135,12 @@ fn logs_rotate_at_max_file_size_and_keep_max_files() {
     names.sort();
     // 3 MiB in 1 MiB files: .0, .1, .2 written; the newest two kept.
     assert_eq!(names, ["chatty.stdout.1", "chatty.stdout.2"]);
-    assert_eq!(std::fs::metadata(logs.join("chatty.stdout.2")).unwrap().len(), 1 << 20);
+    assert_eq!(
+        std::fs::metadata(logs.join("chatty.stdout.2"))
+            .unwrap()
+            .len(),
+        1 << 20
+    );
     assert!(logs.join("chatty.stderr.0").exists());
 }
 
@@ -99,23 +149,55 @@ fn a_failed_start_says_why_and_leaves_nothing_behind() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("fail");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let missing = spec(&tmp.0, &alloc_id("fail"), "missing", "exec", probe(&[], &[("command", Value::String("local/nope".into()))]));
+    let missing = spec(
+        &tmp.0,
+        &alloc_id("fail"),
+        "missing",
+        "exec",
+        probe(&[], &[("command", Value::String("local/nope".into()))]),
+    );
     let err = driver.start(&missing).unwrap_err().to_string();
-    assert!(err.contains("local/nope") && err.contains("not an executable"), "{err}");
+    assert!(
+        err.contains("local/nope") && err.contains("not an executable"),
+        "{err}"
+    );
 
     // Outside what Landlock lets the task execute: refused before exec.
-    let outside = spec(&tmp.0, &alloc_id("fail"), "outside", "exec", probe(&[], &[("command", Value::String(PROBE.into()))]));
+    let outside = spec(
+        &tmp.0,
+        &alloc_id("fail"),
+        "outside",
+        "exec",
+        probe(&[], &[("command", Value::String(PROBE.into()))]),
+    );
     let err = driver.start(&outside).unwrap_err().to_string();
-    assert!(err.contains("outside the paths the sandbox may execute from"), "{err}");
+    assert!(
+        err.contains("outside the paths the sandbox may execute from"),
+        "{err}"
+    );
 
-    let bad = spec(&tmp.0, &alloc_id("fail"), "bad", "exec", probe(&["x"], &[("pids_limit", Value::String("many".into()))]));
+    let bad = spec(
+        &tmp.0,
+        &alloc_id("fail"),
+        "bad",
+        "exec",
+        probe(&["x"], &[("pids_limit", Value::String("many".into()))]),
+    );
     assert!(matches!(driver.validate_config(&bad.task), Err(e) if e.key == "pids_limit"));
     assert!(matches!(driver.start(&bad), Err(DriverError::Config(_))));
 
     let state = tmp.0.join("state/tasks");
-    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "no state dir left");
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "no state dir left"
+    );
     let uids = tmp.0.join("state/uids");
-    assert_eq!(std::fs::read_dir(&uids).map(|d| d.count()).unwrap_or(0), 0, "no uid lease left");
+    assert_eq!(
+        std::fs::read_dir(&uids).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no uid lease left"
+    );
 }
 
 #[test]
@@ -124,15 +206,31 @@ fn raw_exec_is_off_unless_enabled_and_still_kills_the_whole_tree() {
     let tmp = TempDir::new("raw");
     let rt = runtime(&tmp.0, caps);
     let off = RawExecDriver::new(rt.clone(), false);
-    let spec = spec(&tmp.0, &alloc_id("raw"), "raw", "raw_exec", probe(&["id", "--", "ignore-term", "2"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("raw"),
+        "raw",
+        "raw_exec",
+        probe(&["id", "--", "ignore-term", "2"], &[]),
+    );
     assert!(!off.fingerprint().detected);
-    assert!(matches!(off.start(&spec), Err(DriverError::Disabled("raw_exec"))));
+    assert!(matches!(
+        off.start(&spec),
+        Err(DriverError::Disabled("raw_exec"))
+    ));
 
     let on = RawExecDriver::new(rt, true);
     assert!(on.fingerprint().healthy);
     let run = on.start(&spec).unwrap();
-    let log = wait_for_text(&stdout_log(&spec), "ignoring SIGTERM", Duration::from_secs(30));
-    assert!(log.starts_with("uid=0 gid=0"), "raw_exec runs as the agent's user: {log}");
+    let log = wait_for_text(
+        &stdout_log(&spec),
+        "ignoring SIGTERM",
+        Duration::from_secs(30),
+    );
+    assert!(
+        log.starts_with("uid=0 gid=0"),
+        "raw_exec runs as the agent's user: {log}"
+    );
     let pids = run.handle.cgroup.pids().unwrap();
     assert_eq!(pids.len(), 3, "{pids:?}");
     let exit = block_on(on.stop(&run.handle, "SIGTERM", Duration::from_millis(300))).unwrap();
@@ -145,7 +243,9 @@ fn raw_exec_is_off_unless_enabled_and_still_kills_the_whole_tree() {
 
 #[test]
 fn the_refuse_policy_refuses_what_the_node_lacks() {
-    let Some(mut caps) = isolation_caps() else { return };
+    let Some(mut caps) = isolation_caps() else {
+        return;
+    };
     caps.landlock_abi = None;
     caps.landlock_error = Some("landlock unavailable: ENOSYS (as under qemu-user)".into());
     let tmp = TempDir::new("refuse");
@@ -157,15 +257,28 @@ fn the_refuse_policy_refuses_what_the_node_lacks() {
     };
     config.policy.on_missing = OnMissing::Refuse;
     let driver = ExecDriver::new(wren_runtimes::Runtime::with_caps(config, caps.clone()).unwrap());
-    let spec = spec(&tmp.0, &alloc_id("refuse"), "t", "exec", probe(&["id"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("refuse"),
+        "t",
+        "exec",
+        probe(&["id"], &[]),
+    );
     let err = driver.start(&spec).unwrap_err();
-    assert!(matches!(&err, DriverError::Refused { missing, .. } if missing.contains("no landlock")), "{err}");
+    assert!(
+        matches!(&err, DriverError::Refused { missing, .. } if missing.contains("no landlock")),
+        "{err}"
+    );
     assert!(!driver.fingerprint().healthy);
 
     // Degrade (the default) runs it and says so.
     let degrade = ExecDriver::new(runtime(&tmp.0, caps));
     let started = degrade.start(&spec).unwrap();
-    let ev = started.events.iter().find(|e| e.kind == "Isolation Degraded").expect("an event");
+    let ev = started
+        .events
+        .iter()
+        .find(|e| e.kind == "Isolation Degraded")
+        .expect("an event");
     assert!(ev.message.contains("no landlock"), "{ev:?}");
     assert!(ev.details["detail"].contains("ENOSYS"), "{ev:?}");
     let exit = block_on(degrade.wait(&started.handle)).unwrap();
@@ -181,7 +294,13 @@ fn handles_round_trip_through_cbor() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("cbor");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let spec = spec(&tmp.0, &alloc_id("cbor"), "t", "exec", probe(&["sleep"], &[]));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("cbor"),
+        "t",
+        "exec",
+        probe(&["sleep"], &[]),
+    );
     let run = driver.start(&spec).unwrap();
     let bytes = run.handle.to_cbor();
     let back = wren_runtimes::TaskHandle::from_cbor(&bytes).unwrap();
@@ -205,7 +324,10 @@ fn a_task_inherits_no_blocked_or_ignored_signals_from_its_shim() {
             ("command".to_owned(), Value::String("/bin/sh".into())),
             (
                 "args".to_owned(),
-                Value::List(vec![Value::String("-c".into()), Value::String("exec grep -E '^Sig(Blk|Ign)' /proc/self/status".into())]),
+                Value::List(vec![
+                    Value::String("-c".into()),
+                    Value::String("exec grep -E '^Sig(Blk|Ign)' /proc/self/status".into()),
+                ]),
             ),
         ]
         .into(),
@@ -214,7 +336,10 @@ fn a_task_inherits_no_blocked_or_ignored_signals_from_its_shim() {
     let (exit, out) = run_to_end(&driver, &spec);
     assert_eq!(exit.exit_code, 0, "{out}");
     let mask = |name: &str| -> u64 {
-        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{out}"));
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out}"));
         u64::from_str_radix(line.split('\t').nth(1).unwrap_or_default(), 16).unwrap()
     };
     assert_eq!(mask("SigBlk:"), 0, "{out}");

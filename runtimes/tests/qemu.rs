@@ -25,17 +25,35 @@ fn test_vm() -> Option<PathBuf> {
         None
     };
     if std::env::consts::ARCH != "x86_64" {
-        return skip(format!("the qemu test boots an x86_64 guest, this is {}", std::env::consts::ARCH));
+        return skip(format!(
+            "the qemu test boots an x86_64 guest, this is {}",
+            std::env::consts::ARCH
+        ));
     }
-    if QemuDriver::new(runtime_for_probe(), QemuOptions::default()).fingerprint().attributes.get("version").is_none_or(|v| v.is_empty()) {
+    if QemuDriver::new(runtime_for_probe(), QemuOptions::default())
+        .fingerprint()
+        .attributes
+        .get("version")
+        .is_none_or(|v| v.is_empty())
+    {
         return skip("qemu-system-x86_64 is not installed".to_owned());
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/test-vm/build");
-    let out = std::process::Command::new(&script).output().expect("run images/test-vm/build");
+    let out = std::process::Command::new(&script)
+        .output()
+        .expect("run images/test-vm/build");
     if !out.status.success() {
-        return skip(format!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr)));
+        return skip(format!(
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    let dir = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
+    let dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
     Some(PathBuf::from(dir))
 }
 
@@ -51,7 +69,12 @@ fn copy_readable(from: &Path, to: &Path) {
 }
 
 fn config(pairs: &[(&str, Value)]) -> Value {
-    Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    Value::Map(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 fn s(v: &str) -> Value {
@@ -60,10 +83,13 @@ fn s(v: &str) -> Value {
 
 fn wait_with_timeout(driver: &QemuDriver, handle: &TaskHandle, timeout: Duration) -> ExitResult {
     let wait = driver.wait(handle);
-    block_on(futures_lite::future::or(async { Some(wait.await) }, async {
-        async_io::Timer::after(timeout).await;
-        None
-    }))
+    block_on(futures_lite::future::or(
+        async { Some(wait.await) },
+        async {
+            async_io::Timer::after(timeout).await;
+            None
+        },
+    ))
     .expect("the VM did not finish in time")
     .unwrap()
 }
@@ -77,7 +103,10 @@ fn qemu_boots_a_kernel_and_its_console_lands_in_the_task_log() {
     let mut spec = spec(&tmp.0, &alloc_id("vm"), "marker", "qemu", Value::Null);
     // The Nomad way: the images are artifacts in the task dir.
     copy_readable(&vm.join("vmlinuz"), &spec.task_dir.join("local/vmlinuz"));
-    copy_readable(&vm.join("marker.cpio.gz"), &spec.task_dir.join("local/initrd.gz"));
+    copy_readable(
+        &vm.join("marker.cpio.gz"),
+        &spec.task_dir.join("local/initrd.gz"),
+    );
     spec.task.config = config(&[
         ("kernel", s("local/vmlinuz")),
         ("initrd", s("local/initrd.gz")),
@@ -106,12 +135,18 @@ fn qemu_graceful_shutdown_powers_off_a_guest_that_stays_up() {
     std::fs::set_permissions(&images, std::fs::Permissions::from_mode(0o755)).unwrap();
     copy_readable(&vm.join("vmlinuz"), &images.join("vmlinuz"));
     copy_readable(&vm.join("stayup.cpio.gz"), &images.join("stayup.cpio.gz"));
-    let opts = QemuOptions { image_paths: vec![images.clone()], ..QemuOptions::default() };
+    let opts = QemuOptions {
+        image_paths: vec![images.clone()],
+        ..QemuOptions::default()
+    };
     let driver = QemuDriver::new(runtime(&tmp.0, caps), opts);
     let mut spec = spec(&tmp.0, &alloc_id("vm"), "stayup", "qemu", Value::Null);
     spec.task.config = config(&[
         ("kernel", s(&images.join("vmlinuz").to_string_lossy())),
-        ("initrd", s(&images.join("stayup.cpio.gz").to_string_lossy())),
+        (
+            "initrd",
+            s(&images.join("stayup.cpio.gz").to_string_lossy()),
+        ),
         ("append", s("console=ttyS0 panic=-1 quiet")),
         ("graceful_shutdown", Value::Bool(true)),
     ]);
@@ -129,18 +164,36 @@ fn qemu_graceful_shutdown_powers_off_a_guest_that_stays_up() {
     // Powered off by the guest, not killed by the timeout.
     assert!(exit.successful(), "{exit:?}\n{text}");
     assert!(took < kill_timeout, "{took:?}");
-    assert!(text.contains("WREN-VM-POWERDOWN shutting down cleanly"), "{text}");
+    assert!(
+        text.contains("WREN-VM-POWERDOWN shutting down cleanly"),
+        "{text}"
+    );
 }
 
 #[test]
 fn qemu_config_is_validated_before_anything_starts() {
     let tmp = TempDir::new("qemu-validate");
-    let driver = QemuDriver::new(runtime(&tmp.0, wren_runtimes::host::HostCaps::default()), QemuOptions::default());
-    let mut spec = spec(&tmp.0, &alloc_id("vm"), "bad", "qemu", config(&[("image_path", s("/etc/shadow"))]));
+    let driver = QemuDriver::new(
+        runtime(&tmp.0, wren_runtimes::host::HostCaps::default()),
+        QemuOptions::default(),
+    );
+    let mut spec = spec(
+        &tmp.0,
+        &alloc_id("vm"),
+        "bad",
+        "qemu",
+        config(&[("image_path", s("/etc/shadow"))]),
+    );
     let err = driver.validate_config(&spec.task).unwrap_err();
     assert_eq!(err.key, "image_path");
     assert!(driver.start(&spec).is_err());
-    spec.task.config = config(&[("image_path", s("disk.img")), ("args", Value::List(vec![s("-device"), s("vfio-pci")]))]);
+    spec.task.config = config(&[
+        ("image_path", s("disk.img")),
+        ("args", Value::List(vec![s("-device"), s("vfio-pci")])),
+    ]);
     let err = driver.validate_config(&spec.task).unwrap_err();
-    assert!(err.message.contains("allows no extra qemu arguments"), "{err}");
+    assert!(
+        err.message.contains("allows no extra qemu arguments"),
+        "{err}"
+    );
 }

@@ -23,13 +23,27 @@ const ALLOC: &str = "alloc-reattach";
 #[test]
 #[ignore = "the supervisor process of reattach_after_the_supervisor_is_killed"]
 fn supervisor() {
-    let Ok(root) = std::env::var(ROOT_ENV) else { return };
+    let Ok(root) = std::env::var(ROOT_ENV) else {
+        return;
+    };
     let root = PathBuf::from(root);
     let driver = ExecDriver::new(runtime(&root, HostCaps::detect()));
-    let counter = spec(&root, ALLOC, "counter", "exec", probe(&["count", "30"], &[]));
+    let counter = spec(
+        &root,
+        ALLOC,
+        "counter",
+        "exec",
+        probe(&["count", "30"], &[]),
+    );
     let go = counter.alloc_dir.join("quitter/local/go");
     let go = go.to_string_lossy().into_owned();
-    let quitter = spec(&root, ALLOC, "quitter", "exec", probe(&["exit-when", &go, "42"], &[]));
+    let quitter = spec(
+        &root,
+        ALLOC,
+        "quitter",
+        "exec",
+        probe(&["exit-when", &go, "42"], &[]),
+    );
     let handles = root.join("handles");
     std::fs::create_dir_all(&handles).unwrap();
     for spec in [&counter, &quitter] {
@@ -45,7 +59,10 @@ fn supervisor() {
 }
 
 fn log_of(root: &Path, task: &str) -> PathBuf {
-    root.join("alloc").join(ALLOC).join("alloc/logs").join(format!("{task}.stdout.0"))
+    root.join("alloc")
+        .join(ALLOC)
+        .join("alloc/logs")
+        .join(format!("{task}.stdout.0"))
 }
 
 /// The counts in the counter's log, checked to be 0, 1, 2, ... with no
@@ -56,14 +73,21 @@ fn counts(root: &Path) -> u64 {
     let complete = &text[..text.rfind('\n').map(|i| i + 1).unwrap_or(0)];
     let mut n = 0;
     for line in complete.lines() {
-        assert_eq!(line, format!("count {n}"), "the counter restarted or lost lines:\n{text}");
+        assert_eq!(
+            line,
+            format!("count {n}"),
+            "the counter restarted or lost lines:\n{text}"
+        );
         n += 1;
     }
     n
 }
 
 fn load(root: &Path, task: &str) -> TaskHandle {
-    TaskHandle::from_cbor(&std::fs::read(root.join("handles").join(format!("{task}.cbor"))).unwrap()).unwrap()
+    TaskHandle::from_cbor(
+        &std::fs::read(root.join("handles").join(format!("{task}.cbor"))).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -72,38 +96,67 @@ fn reattach_after_the_supervisor_is_killed() {
     let tmp = TempDir::new("reattach");
     let root = tmp.0.clone();
     let mut supervisor = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "supervisor", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "supervisor",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROOT_ENV, &root)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the supervisor to start its tasks", Duration::from_secs(60), || {
-        if let Ok(Some(status)) = supervisor.try_wait() {
-            panic!("the supervisor exited early: {status}");
-        }
-        root.join("ready").exists()
-    });
+    wait_until(
+        "the supervisor to start its tasks",
+        Duration::from_secs(60),
+        || {
+            if let Ok(Some(status)) = supervisor.try_wait() {
+                panic!("the supervisor exited early: {status}");
+            }
+            root.join("ready").exists()
+        },
+    );
     let counter = load(&root, "counter");
     let quitter = load(&root, "quitter");
-    wait_for_text(&log_of(&root, "counter"), "count 3\n", Duration::from_secs(30));
+    wait_for_text(
+        &log_of(&root, "counter"),
+        "count 3\n",
+        Duration::from_secs(30),
+    );
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor.id() as i32), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     supervisor.wait().unwrap();
     let at_kill = counts(&root);
 
     // While nobody supervises: the quitter exits with 42, the counter counts on.
     std::fs::write(root.join("alloc").join(ALLOC).join("quitter/local/go"), b"").unwrap();
-    wait_until("the counter to keep logging", Duration::from_secs(30), || counts(&root) >= at_kill + 5);
+    wait_until(
+        "the counter to keep logging",
+        Duration::from_secs(30),
+        || counts(&root) >= at_kill + 5,
+    );
 
     // A new "agent" recovers both from the persisted handles.
     let driver = ExecDriver::new(runtime(&root, caps));
     assert_eq!(driver.recover(&counter).unwrap(), Recovered::Running);
-    wait_until("the quitter to be recorded", Duration::from_secs(30), || {
-        matches!(driver.recover(&quitter), Ok(Recovered::Exited(_)))
-    });
-    let Recovered::Exited(exit) = driver.recover(&quitter).unwrap() else { unreachable!() };
-    assert_eq!((exit.exit_code, exit.signal, exit.oom_killed), (42, None, false), "{exit:?}");
+    wait_until(
+        "the quitter to be recorded",
+        Duration::from_secs(30),
+        || matches!(driver.recover(&quitter), Ok(Recovered::Exited(_))),
+    );
+    let Recovered::Exited(exit) = driver.recover(&quitter).unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(
+        (exit.exit_code, exit.signal, exit.oom_killed),
+        (42, None, false),
+        "{exit:?}"
+    );
     assert_eq!(block_on(driver.wait(&quitter)).unwrap(), exit);
 
     // The recovered handle works like a fresh one.
@@ -112,7 +165,10 @@ fn reattach_after_the_supervisor_is_killed() {
     let before_stop = counts(&root);
     let exit = block_on(driver.stop(&counter, "SIGTERM", Duration::from_secs(10))).unwrap();
     assert_eq!(exit.signal, Some(15), "{exit:?}");
-    assert!(counts(&root) >= before_stop, "one continuous run from start to stop");
+    assert!(
+        counts(&root) >= before_stop,
+        "one continuous run from start to stop"
+    );
     driver.destroy(&counter).unwrap();
     driver.destroy(&quitter).unwrap();
     assert!(!Path::new(&counter.state_dir).exists());

@@ -80,13 +80,19 @@ fn run(args: &[String]) -> ExitCode {
             let r = if path.is_dir() {
                 std::fs::read_dir(path).map(drop)
             } else {
-                std::fs::File::open(path).and_then(|mut f| f.read(&mut [0u8; 16])).map(drop)
+                std::fs::File::open(path)
+                    .and_then(|mut f| f.read(&mut [0u8; 16]))
+                    .map(drop)
             };
             report(&format!("read {}", path.display()), r)
         }
         "open" => {
             let path = arg(args, 1);
-            let r = std::fs::OpenOptions::new().read(true).write(true).open(path).map(drop);
+            let r = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map(drop);
             report(&format!("open {path}"), r)
         }
         "mknod" => {
@@ -104,7 +110,10 @@ fn run(args: &[String]) -> ExitCode {
         }
         "pids" => {
             let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-                .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default();
             pids.sort();
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -161,7 +170,11 @@ fn run(args: &[String]) -> ExitCode {
         "ignore-term" => {
             let mut set = nix::sys::signal::SigSet::empty();
             set.add(nix::sys::signal::Signal::SIGTERM);
-            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&set), None);
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_BLOCK,
+                Some(&set),
+                None,
+            );
             let n: usize = arg(args, 1).parse().unwrap_or(0);
             let me = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
             let mut children = Vec::new();
@@ -195,7 +208,11 @@ fn run(args: &[String]) -> ExitCode {
             ExitCode::from(code)
         }
         "id" => {
-            println!("uid={} gid={}", nix::unistd::getuid(), nix::unistd::getgid());
+            println!(
+                "uid={} gid={}",
+                nix::unistd::getuid(),
+                nix::unistd::getgid()
+            );
             ExitCode::SUCCESS
         }
         "spew" => {

@@ -74,7 +74,10 @@ impl CgroupError {
 
 /// Reads a whole (small) cgroup file.
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a file holding one number; `max` reads as `u64::MAX`.
@@ -86,7 +89,10 @@ pub(crate) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
     }
     text.parse().map_err(|_| CgroupError::Read {
         path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a number: {text:?}")),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a number: {text:?}"),
+        ),
     })
 }
 
@@ -106,8 +112,16 @@ pub(crate) fn keyed(path: &Path, key: &str) -> u64 {
 /// Writes `value` in one `write(2)`, as the kernel wants. The file must
 /// exist (cgroupfs creates its files; tests pre-create them).
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    let err = |source| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(err)?;
+    let err = |source| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(err)?;
     file.write_all(value.as_bytes()).map_err(err)
 }
 
@@ -116,7 +130,11 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), CgroupError> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Dir { op: "create", path: path.to_owned(), source }),
+        Err(source) => Err(CgroupError::Dir {
+            op: "create",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -132,7 +150,13 @@ pub(crate) fn remove_dir(path: &Path, deadline: Instant) -> Result<(), CgroupErr
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));
             }
-            Err(source) => return Err(CgroupError::Dir { op: "remove", path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(CgroupError::Dir {
+                    op: "remove",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         }
     }
 }

@@ -19,7 +19,9 @@ use minicbor::{Decode, Encode};
 pub use fsio::CgroupError;
 
 /// Controllers a task cgroup uses, by their v1 names.
-pub const CONTROLLERS: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer"];
+pub const CONTROLLERS: &[&str] = &[
+    "cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer",
+];
 
 /// The cgroup hierarchies of a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,7 +72,8 @@ impl Hierarchies {
                 continue;
             };
             let mut right = right.split(' ');
-            let (Some(fstype), Some(_source), Some(options)) = (right.next(), right.next(), right.next())
+            let (Some(fstype), Some(_source), Some(options)) =
+                (right.next(), right.next(), right.next())
             else {
                 continue;
             };
@@ -80,7 +83,8 @@ impl Hierarchies {
                 "cgroup" => {
                     for opt in options.split(',') {
                         if CONTROLLERS.contains(&opt) {
-                            h.v1.entry(opt.to_owned()).or_insert_with(|| mount_point.clone());
+                            h.v1.entry(opt.to_owned())
+                                .or_insert_with(|| mount_point.clone());
                         }
                     }
                 }
@@ -95,7 +99,9 @@ impl Hierarchies {
     /// else v1 when any v1 controller is mounted (v1 and hybrid nodes),
     /// else a bare cgroup2 (accounting and kill only), else none.
     pub fn version(&self) -> Option<Version> {
-        let v2_owns = ["cpu", "memory", "pids"].iter().any(|c| self.v2_controllers.contains(*c));
+        let v2_owns = ["cpu", "memory", "pids"]
+            .iter()
+            .any(|c| self.v2_controllers.contains(*c));
         if self.v2.is_some() && v2_owns {
             Some(Version::V2)
         } else if !self.v1.is_empty() {
@@ -127,7 +133,12 @@ impl Hierarchies {
     /// hierarchy the task uses. A limit whose controller is missing is
     /// skipped (the caller's policy decided that is acceptable). On error,
     /// whatever was created is removed again.
-    pub fn create(&self, parent: &str, name: &str, limits: &Limits) -> Result<TaskCgroup, CgroupError> {
+    pub fn create(
+        &self,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<TaskCgroup, CgroupError> {
         check_name(parent)?;
         check_name(name)?;
         match self.version() {
@@ -173,7 +184,11 @@ fn check_name(name: &str) -> Result<(), CgroupError> {
         && !name.contains('/')
         && !name.contains('\0')
         && !name.contains('\n');
-    if ok { Ok(()) } else { Err(CgroupError::BadName(name.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::BadName(name.to_owned()))
+    }
 }
 
 /// Limits for a task cgroup; `None` leaves the kernel's default.
@@ -272,7 +287,10 @@ pub struct CgroupStats {
 impl TaskCgroup {
     /// The `cgroup.procs` files a process writes itself into to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| Path::new(&d.path).join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|d| Path::new(&d.path).join("cgroup.procs"))
+            .collect()
     }
 
     fn dir_with(&self, controller: &str) -> Option<&Path> {
@@ -341,7 +359,10 @@ impl TaskCgroup {
             }
             if Instant::now() >= deadline {
                 let left = self.pids().unwrap_or_default();
-                return Err(CgroupError::StillPopulated { path: self.any_dir()?.to_path_buf(), pids: left });
+                return Err(CgroupError::StillPopulated {
+                    path: self.any_dir()?.to_path_buf(),
+                    pids: left,
+                });
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -412,9 +433,18 @@ garbage line
     fn mountinfo_of_a_hybrid_node() {
         let h = Hierarchies::from_mountinfo(HYBRID);
         assert_eq!(h.v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(h.v1.get("cpu"), Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
-        assert_eq!(h.v1.get("cpuacct"), Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
-        assert_eq!(h.v1.get("memory"), Some(&PathBuf::from("/sys/fs/cgroup/memory")));
+        assert_eq!(
+            h.v1.get("cpu"),
+            Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+        assert_eq!(
+            h.v1.get("cpuacct"),
+            Some(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+        assert_eq!(
+            h.v1.get("memory"),
+            Some(&PathBuf::from("/sys/fs/cgroup/memory"))
+        );
         assert!(!h.v1.contains_key("devices"));
         // The unified hierarchy owns no resource controller: v1 it is.
         assert_eq!(h.version(), Some(Version::V1));
@@ -426,7 +456,10 @@ garbage line
     fn unified_node_uses_v2() {
         let text = "31 30 0:27 / /sys/fs/cgroup rw,nosuid shared:10 - cgroup2 cgroup2 rw\n";
         let mut h = Hierarchies::from_mountinfo(text);
-        h.v2_controllers = ["cpu", "memory", "pids"].iter().map(|s| s.to_string()).collect();
+        h.v2_controllers = ["cpu", "memory", "pids"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(h.version(), Some(Version::V2));
         assert!(h.has("freezer") && h.has("cpuacct") && h.has("memory"));
         assert!(!h.has("devices") && !h.has("cpuset"));
@@ -462,7 +495,12 @@ garbage line
 
     #[test]
     fn device_lines() {
-        let r = DeviceRule { block: false, major: 1, minor: 7, mknod: false };
+        let r = DeviceRule {
+            block: false,
+            major: 1,
+            minor: 7,
+            mknod: false,
+        };
         assert_eq!(r.v1_line(), "c 1:7 rw");
     }
 }

@@ -25,9 +25,15 @@ pub(super) fn create(
         if controller == "cpuset" && limits.cpuset.is_none() {
             continue;
         }
-        by_mount.entry(mount.as_path()).or_default().push(controller.clone());
+        by_mount
+            .entry(mount.as_path())
+            .or_default()
+            .push(controller.clone());
     }
-    let mut cgroup = TaskCgroup { version: Version::V1, dirs: Vec::new() };
+    let mut cgroup = TaskCgroup {
+        version: Version::V1,
+        dirs: Vec::new(),
+    };
     for (mount, controllers) in by_mount {
         let parent_dir = mount.join(parent);
         fsio::create_dir(&parent_dir)?;
@@ -36,7 +42,10 @@ pub(super) fn create(
         }
         let dir = parent_dir.join(name);
         fsio::create_dir(&dir)?;
-        cgroup.dirs.push(CgroupDir { path: dir.to_string_lossy().into_owned(), controllers });
+        cgroup.dirs.push(CgroupDir {
+            path: dir.to_string_lossy().into_owned(),
+            controllers,
+        });
     }
     if let Err(e) = apply(&cgroup, limits) {
         let _ = cgroup.destroy(Duration::from_secs(1));
@@ -131,7 +140,10 @@ fn set_freezer(dir: &Path, state: &'static str, deadline: Instant) -> Result<(),
         }
         if Instant::now() >= deadline {
             let _ = fsio::write(&file, "THAWED");
-            return Err(CgroupError::Freezer { path: dir.to_owned(), state });
+            return Err(CgroupError::Freezer {
+                path: dir.to_owned(),
+                state,
+            });
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));

@@ -27,11 +27,19 @@ pub(super) fn create(
     name: &str,
     limits: &Limits,
 ) -> Result<TaskCgroup, CgroupError> {
-    let enable: Vec<&str> = WANTED.iter().copied().filter(|c| available.contains(*c)).collect();
+    let enable: Vec<&str> = WANTED
+        .iter()
+        .copied()
+        .filter(|c| available.contains(*c))
+        .collect();
     let parent_dir = root.join(parent);
     fsio::create_dir(&parent_dir)?;
     if !enable.is_empty() {
-        let line = enable.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
+        let line = enable
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         fsio::write(&root.join("cgroup.subtree_control"), &line)?;
         fsio::write(&parent_dir.join("cgroup.subtree_control"), &line)?;
     }
@@ -55,7 +63,10 @@ fn apply(dir: &Path, enabled: &[&str], limits: &Limits) -> Result<(), CgroupErro
     let has = |c: &str| enabled.contains(&c);
     if has("cpu") {
         if let Some(shares) = limits.cpu_shares {
-            fsio::write(&dir.join("cpu.weight"), &shares_to_weight(shares).to_string())?;
+            fsio::write(
+                &dir.join("cpu.weight"),
+                &shares_to_weight(shares).to_string(),
+            )?;
         }
         if let Some((quota, period)) = limits.cpu_quota {
             fsio::write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
@@ -112,15 +123,24 @@ pub(super) fn kill_all(dir: &Path, deadline: Instant) -> Result<(), CgroupError>
     let freeze = dir.join("cgroup.freeze");
     fsio::write(&freeze, "1")?;
     let mut pause = Duration::from_millis(1);
-    while !fsio::read(&dir.join("cgroup.events"))?.lines().any(|l| l.trim() == "frozen 1") {
+    while !fsio::read(&dir.join("cgroup.events"))?
+        .lines()
+        .any(|l| l.trim() == "frozen 1")
+    {
         if Instant::now() >= deadline {
             let _ = fsio::write(&freeze, "0");
-            return Err(CgroupError::Freezer { path: dir.to_owned(), state: "frozen" });
+            return Err(CgroupError::Freezer {
+                path: dir.to_owned(),
+                state: "frozen",
+            });
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     }
-    for pid in fsio::read(&dir.join("cgroup.procs"))?.lines().filter_map(|l| l.trim().parse().ok()) {
+    for pid in fsio::read(&dir.join("cgroup.procs"))?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+    {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     fsio::write(&freeze, "0")
@@ -162,7 +182,8 @@ mod tests {
         fn new(tag: &str) -> TempDir {
             static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("wren-cg-{tag}-{}-{n}", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("wren-cg-{tag}-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&path).unwrap();
             TempDir(path)
         }
@@ -219,7 +240,12 @@ mod tests {
     #[test]
     fn writes_every_limit_into_the_unified_hierarchy() {
         let tmp = TempDir::new("v2");
-        fake_root(&tmp.0, "cpuset cpu io memory hugetlb pids rdma misc\n", "wren", "a1.web");
+        fake_root(
+            &tmp.0,
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+            "wren",
+            "a1.web",
+        );
         let h = hierarchies(&tmp.0);
         assert_eq!(h.version(), Some(Version::V2));
         let limits = Limits {
@@ -229,16 +255,30 @@ mod tests {
             memory_max: Some(256 << 20),
             memory_low: Some(128 << 20),
             pids_max: Some(64),
-            devices: Some(vec![DeviceRule { block: false, major: 1, minor: 7, mknod: false }]),
+            devices: Some(vec![DeviceRule {
+                block: false,
+                major: 1,
+                minor: 7,
+                mknod: false,
+            }]),
         };
         let cg = h.create("wren", "a1.web", &limits).unwrap();
         let dir = tmp.0.join("wren/a1.web");
         assert_eq!(cg.version, Version::V2);
         assert_eq!(cg.dirs.len(), 1);
         assert_eq!(cg.dirs[0].path, dir.to_string_lossy());
-        assert_eq!(read(tmp.0.join("cgroup.subtree_control")), "+cpu +cpuset +memory +pids");
-        assert_eq!(read(tmp.0.join("wren/cgroup.subtree_control")), "+cpu +cpuset +memory +pids");
-        assert_eq!(read(dir.join("cpu.weight")), shares_to_weight(500).to_string());
+        assert_eq!(
+            read(tmp.0.join("cgroup.subtree_control")),
+            "+cpu +cpuset +memory +pids"
+        );
+        assert_eq!(
+            read(tmp.0.join("wren/cgroup.subtree_control")),
+            "+cpu +cpuset +memory +pids"
+        );
+        assert_eq!(
+            read(dir.join("cpu.weight")),
+            shares_to_weight(500).to_string()
+        );
         assert_eq!(read(dir.join("cpu.max")), "100000 100000");
         assert_eq!(read(dir.join("cpuset.cpus")), "0");
         assert_eq!(read(dir.join("memory.max")), (256u64 << 20).to_string());
@@ -254,7 +294,12 @@ mod tests {
         let tmp = TempDir::new("v2-bare");
         fake_root(&tmp.0, "memory\n", "wren", "t");
         let h = hierarchies(&tmp.0);
-        let limits = Limits { cpu_shares: Some(100), pids_max: Some(10), memory_max: Some(1 << 20), ..Limits::default() };
+        let limits = Limits {
+            cpu_shares: Some(100),
+            pids_max: Some(10),
+            memory_max: Some(1 << 20),
+            ..Limits::default()
+        };
         let cg = h.create("wren", "t", &limits).unwrap();
         let dir = tmp.0.join("wren/t");
         assert_eq!(read(tmp.0.join("cgroup.subtree_control")), "+memory");
@@ -277,14 +322,21 @@ mod tests {
         std::fs::write(dir.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 9\nnr_throttled 3\nthrottled_usec 42\n").unwrap();
         std::fs::write(dir.join("memory.current"), "4096\n").unwrap();
         std::fs::write(dir.join("memory.stat"), "anon 1024\nfile 2048\n").unwrap();
-        std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("pids.current"), "3\n").unwrap();
         let s = cg.stats().unwrap();
         assert_eq!(s.cpu_usage_ns, 1_500_000);
         assert_eq!(s.cpu_user_ns, 1_000_000);
         assert_eq!(s.cpu_system_ns, 500_000);
         assert_eq!((s.throttled_periods, s.throttled_ns), (3, 42_000));
-        assert_eq!((s.memory_bytes, s.memory_rss_bytes, s.memory_cache_bytes), (4096, 1024, 2048));
+        assert_eq!(
+            (s.memory_bytes, s.memory_rss_bytes, s.memory_cache_bytes),
+            (4096, 1024, 2048)
+        );
         assert_eq!(s.pids, 3);
         assert_eq!(cg.oom_kills(), 1);
         std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();

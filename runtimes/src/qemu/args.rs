@@ -96,11 +96,7 @@ pub struct QemuConfig {
 
 /// The emulator for this host's architecture.
 pub fn host_emulator() -> String {
-    let arch = match std::env::consts::ARCH {
-        "arm" => "arm",
-        other => other,
-    };
-    format!("qemu-system-{arch}")
+    format!("qemu-system-{}", std::env::consts::ARCH)
 }
 
 impl QemuConfig {
@@ -108,17 +104,31 @@ impl QemuConfig {
     pub fn parse(task: &Task, opts: &QemuOptions) -> Result<QemuConfig, ConfigError> {
         let c = Config::new("qemu", &task.config, KEYS)?;
         let file = |key: &str| -> Result<Option<GuestFile>, ConfigError> {
-            let Some(written) = c.string(key)? else { return Ok(None) };
+            let Some(written) = c.string(key)? else {
+                return Ok(None);
+            };
             let p = Path::new(&written);
             if p.components().any(|c| c == Component::ParentDir) {
                 return Err(c.err(key, "must not contain .."));
             }
             let external = p.is_absolute();
-            if external && !opts.image_paths.iter().any(|allowed| p.starts_with(allowed)) {
-                let allowed: Vec<String> = opts.image_paths.iter().map(|p| p.display().to_string()).collect();
+            if external
+                && !opts
+                    .image_paths
+                    .iter()
+                    .any(|allowed| p.starts_with(allowed))
+            {
+                let allowed: Vec<String> = opts
+                    .image_paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
                 return Err(c.err(
                     key,
-                    format!("{written} is outside the task dir and the client's image_paths ({})", allowed.join(", ")),
+                    format!(
+                        "{written} is outside the task dir and the client's image_paths ({})",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             Ok(Some(GuestFile { written, external }))
@@ -136,22 +146,43 @@ impl QemuConfig {
         let accelerator = match c.string("accelerator")?.as_deref() {
             None | Some("tcg") => Accelerator::Tcg,
             Some("kvm") => Accelerator::Kvm,
-            Some(other) => return Err(c.err("accelerator", format!("{other:?} is neither tcg nor kvm"))),
+            Some(other) => {
+                return Err(c.err("accelerator", format!("{other:?} is neither tcg nor kvm")));
+            }
         };
         let emulator = c.string("emulator")?.unwrap_or_else(host_emulator);
         let arch = emulator.strip_prefix("qemu-system-").unwrap_or_default();
-        if arch.is_empty() || !arch.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            return Err(c.err("emulator", format!("{emulator:?} is not a qemu-system-<arch> name")));
+        if arch.is_empty()
+            || !arch
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(c.err(
+                "emulator",
+                format!("{emulator:?} is not a qemu-system-<arch> name"),
+            ));
         }
         let machine_type = c.string("machine_type")?;
         if let Some(m) = &machine_type
-            && (m.is_empty() || !m.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.,=".contains(ch)))
+            && (m.is_empty()
+                || !m
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.,=".contains(ch)))
         {
             return Err(c.err("machine_type", format!("{m:?} is not a machine type")));
         }
-        let drive_interface = c.string("drive_interface")?.unwrap_or_else(|| "ide".to_owned());
-        if !["ide", "scsi", "sd", "mtd", "floppy", "pflash", "virtio", "none"].contains(&drive_interface.as_str()) {
-            return Err(c.err("drive_interface", format!("{drive_interface:?} is not a qemu drive interface")));
+        let drive_interface = c
+            .string("drive_interface")?
+            .unwrap_or_else(|| "ide".to_owned());
+        if ![
+            "ide", "scsi", "sd", "mtd", "floppy", "pflash", "virtio", "none",
+        ]
+        .contains(&drive_interface.as_str())
+        {
+            return Err(c.err(
+                "drive_interface",
+                format!("{drive_interface:?} is not a qemu drive interface"),
+            ));
         }
         let port_map = c
             .int_map("port_map", 1, 65535)?
@@ -223,7 +254,11 @@ pub struct Resolved {
 }
 
 /// The arguments after the emulator.
-pub fn argv(cfg: &QemuConfig, r: &Resolved, ports: &[AllocatedPort]) -> Result<Vec<String>, String> {
+pub fn argv(
+    cfg: &QemuConfig,
+    r: &Resolved,
+    ports: &[AllocatedPort],
+) -> Result<Vec<String>, String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
@@ -235,14 +270,26 @@ pub fn argv(cfg: &QemuConfig, r: &Resolved, ports: &[AllocatedPort]) -> Result<V
         Accelerator::Tcg => push(&["-accel", "tcg,tb-size=64"]),
         Accelerator::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
     }
-    if cfg.accelerator == Accelerator::Tcg && cfg.machine().as_deref() == Some("virt") && cfg.emulator.ends_with("aarch64") {
+    if cfg.accelerator == Accelerator::Tcg
+        && cfg.machine().as_deref() == Some("virt")
+        && cfg.emulator.ends_with("aarch64")
+    {
         push(&["-cpu", "max"]);
     }
-    push(&["-m", &format!("{}M", r.memory_mb), "-smp", &r.cpus.to_string()]);
+    push(&[
+        "-m",
+        &format!("{}M", r.memory_mb),
+        "-smp",
+        &r.cpus.to_string(),
+    ]);
     // The serial console is the task's stdout, hence its log.
     push(&["-serial", "stdio"]);
     if let Some((image, format)) = &r.image {
-        let mut drive = format!("file={},format={format},if={}", qemu_escape(image), cfg.drive_interface);
+        let mut drive = format!(
+            "file={},format={format},if={}",
+            qemu_escape(image),
+            cfg.drive_interface
+        );
         if cfg.image.as_ref().is_some_and(|i| i.external) {
             // A shared image is never written: writes go to a temporary overlay.
             drive.push_str(",snapshot=on");
@@ -265,7 +312,10 @@ pub fn argv(cfg: &QemuConfig, r: &Resolved, ports: &[AllocatedPort]) -> Result<V
             .find(|p| &p.label == label)
             .ok_or_else(|| format!("port_map label {label:?} is not a port of the allocation"))?;
         for proto in ["tcp", "udp"] {
-            netdev.push_str(&format!(",hostfwd={proto}:{}:{}-:{guest}", port.host_ip, port.value));
+            netdev.push_str(&format!(
+                ",hostfwd={proto}:{}:{}-:{guest}",
+                port.host_ip, port.value
+            ));
         }
     }
     push(&["-netdev", &netdev, "-device", "virtio-net,netdev=user.0"]);
@@ -292,7 +342,12 @@ mod tests {
         Task {
             name: "vm".into(),
             driver: "qemu".into(),
-            config: Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+            config: Value::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
             ..Task::default()
         }
     }
@@ -309,9 +364,15 @@ mod tests {
             ("append", s("console=ttyS0")),
             ("graceful_shutdown", Value::Bool(true)),
             ("emulator", s("qemu-system-x86_64")),
-            ("port_map", Value::Map([("http".to_string(), Value::Int(80))].into())),
+            (
+                "port_map",
+                Value::Map([("http".to_string(), Value::Int(80))].into()),
+            ),
         ]);
-        let opts = QemuOptions { image_paths: vec!["/var/lib/images".into()], ..QemuOptions::default() };
+        let opts = QemuOptions {
+            image_paths: vec!["/var/lib/images".into()],
+            ..QemuOptions::default()
+        };
         let cfg = QemuConfig::parse(&t, &opts).unwrap();
         assert!(cfg.kernel.as_ref().unwrap().external);
         assert!(!cfg.initrd.as_ref().unwrap().external);
@@ -322,56 +383,132 @@ mod tests {
             memory_mb: 128,
             cpus: 1,
         };
-        let ports = [AllocatedPort { label: "http".into(), value: 25000, to: 0, host_ip: "127.0.0.1".into() }];
+        let ports = [AllocatedPort {
+            label: "http".into(),
+            value: 25000,
+            to: 0,
+            host_ip: "127.0.0.1".into(),
+        }];
         let a = argv(&cfg, &r, &ports).unwrap().join(" ");
         assert!(a.contains("-accel tcg,tb-size=64"), "{a}");
         assert!(a.contains("-m 128M -smp 1"), "{a}");
         assert!(a.contains("-serial stdio"), "{a}");
-        assert!(a.contains("-kernel /var/lib/images/vmlinuz -initrd /t/local/initrd.gz -append console=ttyS0"), "{a}");
-        assert!(a.contains("hostfwd=tcp:127.0.0.1:25000-:80,hostfwd=udp:127.0.0.1:25000-:80"), "{a}");
-        assert!(a.contains("-qmp unix:qemu-monitor.sock,server=on,wait=off"), "{a}");
+        assert!(
+            a.contains(
+                "-kernel /var/lib/images/vmlinuz -initrd /t/local/initrd.gz -append console=ttyS0"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains("hostfwd=tcp:127.0.0.1:25000-:80,hostfwd=udp:127.0.0.1:25000-:80"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-qmp unix:qemu-monitor.sock,server=on,wait=off"),
+            "{a}"
+        );
         assert!(!a.contains("-machine"), "{a}");
     }
 
     #[test]
     fn arm_gets_the_virt_board_and_shared_images_a_snapshot() {
-        let t = task(&[("image_path", s("/srv/img/a,b.qcow2")), ("emulator", s("qemu-system-aarch64"))]);
-        let opts = QemuOptions { image_paths: vec!["/srv/img".into()], ..QemuOptions::default() };
+        let t = task(&[
+            ("image_path", s("/srv/img/a,b.qcow2")),
+            ("emulator", s("qemu-system-aarch64")),
+        ]);
+        let opts = QemuOptions {
+            image_paths: vec!["/srv/img".into()],
+            ..QemuOptions::default()
+        };
         let cfg = QemuConfig::parse(&t, &opts).unwrap();
-        let r = Resolved { image: Some(("/srv/img/a,b.qcow2".into(), "qcow2")), kernel: None, initrd: None, memory_mb: 512, cpus: 2 };
+        let r = Resolved {
+            image: Some(("/srv/img/a,b.qcow2".into(), "qcow2")),
+            kernel: None,
+            initrd: None,
+            memory_mb: 512,
+            cpus: 2,
+        };
         let a = argv(&cfg, &r, &[]).unwrap().join(" ");
         assert!(a.contains("-machine virt"), "{a}");
         assert!(a.contains("-cpu max"), "{a}");
-        assert!(a.contains("file=/srv/img/a,,b.qcow2,format=qcow2,if=ide,snapshot=on"), "{a}");
+        assert!(
+            a.contains("file=/srv/img/a,,b.qcow2,format=qcow2,if=ide,snapshot=on"),
+            "{a}"
+        );
     }
 
     #[test]
     fn bad_configs_are_clear_errors() {
-        let opts = QemuOptions { args_allowlist: vec!["-device".into()], ..QemuOptions::default() };
+        let opts = QemuOptions {
+            args_allowlist: vec!["-device".into()],
+            ..QemuOptions::default()
+        };
         let cases: Vec<(Task, &str)> = vec![
             (task(&[]), "image_path"),
             (task(&[("image_path", s("/etc/shadow"))]), "image_path"),
             (task(&[("image_path", s("local/../../x"))]), "image_path"),
-            (task(&[("image_path", s("a.img")), ("accelerator", s("hvf"))]), "accelerator"),
-            (task(&[("image_path", s("a.img")), ("emulator", s("/bin/sh"))]), "emulator"),
-            (task(&[("image_path", s("a.img")), ("args", Value::List(vec![s("-drive"), s("file=/etc/shadow")]))]), "args"),
-            (task(&[("image_path", s("a.img")), ("args", Value::List(vec![s("stray")]))]), "args"),
-            (task(&[("image_path", s("a.img")), ("initrd", s("i"))]), "kernel"),
-            (task(&[("image_path", s("a.img")), ("bogus", s("x"))]), "bogus"),
+            (
+                task(&[("image_path", s("a.img")), ("accelerator", s("hvf"))]),
+                "accelerator",
+            ),
+            (
+                task(&[("image_path", s("a.img")), ("emulator", s("/bin/sh"))]),
+                "emulator",
+            ),
+            (
+                task(&[
+                    ("image_path", s("a.img")),
+                    (
+                        "args",
+                        Value::List(vec![s("-drive"), s("file=/etc/shadow")]),
+                    ),
+                ]),
+                "args",
+            ),
+            (
+                task(&[
+                    ("image_path", s("a.img")),
+                    ("args", Value::List(vec![s("stray")])),
+                ]),
+                "args",
+            ),
+            (
+                task(&[("image_path", s("a.img")), ("initrd", s("i"))]),
+                "kernel",
+            ),
+            (
+                task(&[("image_path", s("a.img")), ("bogus", s("x"))]),
+                "bogus",
+            ),
         ];
         for (t, key) in cases {
             let e = QemuConfig::parse(&t, &opts).unwrap_err();
             assert_eq!(e.key, key, "{e}");
         }
-        let ok = task(&[("image_path", s("a.img")), ("args", Value::List(vec![s("-device"), s("virtio-rng-pci")]))]);
+        let ok = task(&[
+            ("image_path", s("a.img")),
+            ("args", Value::List(vec![s("-device"), s("virtio-rng-pci")])),
+        ]);
         assert!(QemuConfig::parse(&ok, &opts).is_ok());
     }
 
     #[test]
     fn unknown_port_labels_fail() {
-        let t = task(&[("image_path", s("a.img")), ("port_map", Value::Map([("db".to_string(), Value::Int(5432))].into()))]);
+        let t = task(&[
+            ("image_path", s("a.img")),
+            (
+                "port_map",
+                Value::Map([("db".to_string(), Value::Int(5432))].into()),
+            ),
+        ]);
         let cfg = QemuConfig::parse(&t, &QemuOptions::default()).unwrap();
-        let r = Resolved { image: Some(("/t/a.img".into(), "raw")), kernel: None, initrd: None, memory_mb: 64, cpus: 1 };
+        let r = Resolved {
+            image: Some(("/t/a.img".into(), "raw")),
+            kernel: None,
+            initrd: None,
+            memory_mb: 64,
+            cpus: 1,
+        };
         assert!(argv(&cfg, &r, &[]).unwrap_err().contains("db"));
     }
 }

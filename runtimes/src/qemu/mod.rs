@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use wren_model::{DriverInfo, Task};
 
-use crate::driver::{BoxFuture, ConfigError, Driver, DriverError, ExitResult, Started, TaskHandle, TaskSpec};
+use crate::driver::{
+    BoxFuture, ConfigError, Driver, DriverError, ExitResult, Started, TaskHandle, TaskSpec,
+};
 use crate::isolation::{Request, isolate, resolve_program};
 use crate::runtime::{LaunchPlan, Runtime};
 pub use args::{QemuConfig, QemuOptions};
@@ -46,7 +48,10 @@ fn search_path() -> String {
 /// `QEMU emulator version 10.0.2 (...)` -> `10.0.2`.
 fn parse_version(text: &str) -> Option<String> {
     let rest = text.split("version ").nth(1)?;
-    let v: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     (!v.is_empty()).then_some(v)
 }
 
@@ -69,7 +74,11 @@ impl Driver for QemuDriver {
             .output()
             .ok()
             .and_then(|o| parse_version(&String::from_utf8_lossy(&o.stdout)));
-        let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+        let kvm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
         let mut emulators: Vec<String> = search_path()
             .split(':')
             .filter_map(|d| std::fs::read_dir(d).ok())
@@ -79,10 +88,13 @@ impl Driver for QemuDriver {
             .collect();
         emulators.sort();
         emulators.dedup();
-        info.attributes.insert("version".to_owned(), version.clone().unwrap_or_default());
+        info.attributes
+            .insert("version".to_owned(), version.clone().unwrap_or_default());
         info.attributes.insert("kvm".to_owned(), kvm.to_string());
-        info.attributes.insert("emulators".to_owned(), emulators.join(","));
-        info.healthy = version.is_some() && self.rt.caps.root && self.rt.caps.cgroups.version().is_some();
+        info.attributes
+            .insert("emulators".to_owned(), emulators.join(","));
+        info.healthy =
+            version.is_some() && self.rt.caps.root && self.rt.caps.cgroups.version().is_some();
         info.health_description = match (&version, self.rt.caps.root) {
             (None, _) => format!("{} --version did not answer", program.display()),
             (_, false) => "the agent must run as root to isolate tasks".to_owned(),
@@ -98,10 +110,17 @@ impl Driver for QemuDriver {
 
     fn start(&self, spec: &TaskSpec) -> Result<Started, DriverError> {
         let cfg = QemuConfig::parse(&spec.task, &self.opts)?;
-        let setup = |message: String| DriverError::Setup { task: spec.task.name.clone(), message };
+        let setup = |message: String| DriverError::Setup {
+            task: spec.task.name.clone(),
+            message,
+        };
         let locate = |f: &Option<args::GuestFile>| -> Result<Option<PathBuf>, DriverError> {
             let Some(f) = f else { return Ok(None) };
-            let path = if f.external { PathBuf::from(&f.written) } else { spec.task_dir.join(&f.written) };
+            let path = if f.external {
+                PathBuf::from(&f.written)
+            } else {
+                spec.task_dir.join(&f.written)
+            };
             if !path.is_file() {
                 return Err(setup(format!("{} is not a file", path.display())));
             }
@@ -114,20 +133,41 @@ impl Driver for QemuDriver {
             Some(p) => Some((p.clone(), image_format(&p).map_err(setup)?)),
             None => None,
         };
-        let external: Vec<PathBuf> = [(&cfg.image, image.as_ref().map(|i| i.0.clone())), (&cfg.kernel, kernel.clone()), (&cfg.initrd, initrd.clone())]
-            .into_iter()
-            .filter(|(f, _)| f.as_ref().is_some_and(|f| f.external))
-            .filter_map(|(_, p)| p)
-            .collect();
+        let external: Vec<PathBuf> = [
+            (&cfg.image, image.as_ref().map(|i| i.0.clone())),
+            (&cfg.kernel, kernel.clone()),
+            (&cfg.initrd, initrd.clone()),
+        ]
+        .into_iter()
+        .filter(|(f, _)| f.as_ref().is_some_and(|f| f.external))
+        .filter_map(|(_, p)| p)
+        .collect();
         let r = &spec.resources;
-        let memory_mb = [r.memory_mb, spec.task.resources.memory_mb, DEFAULT_GUEST_MB].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_GUEST_MB);
-        let cpus = if !r.cores.is_empty() { r.cores.len() as u32 } else { spec.task.resources.cores.max(1) };
-        let resolved = args::Resolved { image, kernel, initrd, memory_mb, cpus };
+        let memory_mb = [r.memory_mb, spec.task.resources.memory_mb, DEFAULT_GUEST_MB]
+            .into_iter()
+            .find(|m| *m > 0)
+            .unwrap_or(DEFAULT_GUEST_MB);
+        let cpus = if !r.cores.is_empty() {
+            r.cores.len() as u32
+        } else {
+            spec.task.resources.cores.max(1)
+        };
+        let resolved = args::Resolved {
+            image,
+            kernel,
+            initrd,
+            memory_mb,
+            cpus,
+        };
         let argv = args::argv(&cfg, &resolved, &spec.ports).map_err(setup)?;
-        let hard_mb = [r.memory_max_mb, spec.task.resources.memory_max_mb].into_iter().find(|m| *m > 0);
+        let hard_mb = [r.memory_max_mb, spec.task.resources.memory_max_mb]
+            .into_iter()
+            .find(|m| *m > 0);
         let memory_max = match hard_mb {
             Some(mb) => mb.saturating_mul(1 << 20),
-            None => memory_mb.saturating_mul(1 << 20).saturating_add(crate::policy::QEMU_OVERHEAD_BYTES),
+            None => memory_mb
+                .saturating_mul(1 << 20)
+                .saturating_add(crate::policy::QEMU_OVERHEAD_BYTES),
         };
         let kvm = cfg.accelerator == args::Accelerator::Kvm;
         let isolated = isolate(
@@ -139,12 +179,19 @@ impl Driver for QemuDriver {
                 pids_limit: self.rt.config.policy.pids_limit,
                 memory_max: Some(memory_max),
                 read_only_files: external,
-                extra_devices: if kvm { vec![PathBuf::from("/dev/kvm")] } else { Vec::new() },
+                extra_devices: if kvm {
+                    vec![PathBuf::from("/dev/kvm")]
+                } else {
+                    Vec::new()
+                },
             },
         )?;
-        let qmp_socket = cfg
-            .graceful_shutdown
-            .then(|| spec.task_dir.join(args::MONITOR_SOCKET).to_string_lossy().into_owned());
+        let qmp_socket = cfg.graceful_shutdown.then(|| {
+            spec.task_dir
+                .join(args::MONITOR_SOCKET)
+                .to_string_lossy()
+                .into_owned()
+        });
         if let Some(s) = &qmp_socket {
             let _ = std::fs::remove_file(s);
         }
@@ -168,7 +215,12 @@ impl Driver for QemuDriver {
     /// With `graceful_shutdown`, presses the power button over QMP and
     /// gives the guest `kill_timeout` to power off; otherwise (or when the
     /// monitor does not answer) sends `kill_signal` as any task.
-    fn stop(&self, handle: &TaskHandle, kill_signal: &str, kill_timeout: Duration) -> BoxFuture<Result<ExitResult, DriverError>> {
+    fn stop(
+        &self,
+        handle: &TaskHandle,
+        kill_signal: &str,
+        kill_timeout: Duration,
+    ) -> BoxFuture<Result<ExitResult, DriverError>> {
         let handle = handle.clone();
         let signal = crate::supervise::parse_signal(kill_signal);
         Box::pin(async move {
@@ -200,7 +252,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)\n").as_deref(), Some("10.0.2"));
+        assert_eq!(
+            parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)\n").as_deref(),
+            Some("10.0.2")
+        );
         assert_eq!(parse_version("garbage"), None);
     }
 }

@@ -16,8 +16,12 @@ const MAX_LINE: u64 = 64 * 1024;
 /// Connects to `socket` and asks the guest to power down.
 pub fn powerdown(socket: &Path, timeout: Duration) -> Result<(), String> {
     let stream = connect(socket)?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
     let greeting = read_message(&mut reader)?;
@@ -40,11 +44,17 @@ fn connect(socket: &Path) -> Result<UnixStream, String> {
     };
     let dir = std::fs::File::open(dir).map_err(err)?;
     use std::os::fd::AsRawFd;
-    let short = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(name);
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
     UnixStream::connect(short).map_err(err)
 }
 
-fn execute(reader: &mut impl BufRead, writer: &mut impl Write, command: &str) -> Result<(), String> {
+fn execute(
+    reader: &mut impl BufRead,
+    writer: &mut impl Write,
+    command: &str,
+) -> Result<(), String> {
     let request = serde_json::json!({ "execute": command });
     writer
         .write_all(format!("{request}\r\n").as_bytes())
@@ -84,15 +94,26 @@ mod tests {
         let mut reader = Cursor::new(input.as_bytes().to_vec());
         let mut out = Vec::new();
         execute(&mut reader, &mut out, "system_powerdown").unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"execute\":\"system_powerdown\"}\r\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"execute\":\"system_powerdown\"}\r\n"
+        );
     }
 
     #[test]
     fn errors_and_eof_are_reported() {
         let mut reader = Cursor::new(b"{\"error\": {\"class\": \"GenericError\"}}\r\n".to_vec());
-        assert!(execute(&mut reader, &mut Vec::new(), "x").unwrap_err().contains("GenericError"));
+        assert!(
+            execute(&mut reader, &mut Vec::new(), "x")
+                .unwrap_err()
+                .contains("GenericError")
+        );
         let mut empty = Cursor::new(Vec::new());
-        assert!(execute(&mut empty, &mut Vec::new(), "x").unwrap_err().contains("closed"));
+        assert!(
+            execute(&mut empty, &mut Vec::new(), "x")
+                .unwrap_err()
+                .contains("closed")
+        );
         let mut garbage = Cursor::new(b"not json\n".to_vec());
         assert!(read_message(&mut garbage).unwrap_err().contains("bad QMP"));
     }

@@ -91,13 +91,20 @@ fn report(r: &Report) {
 }
 
 fn fail(message: String, errno: Option<Errno>) -> ExitCode {
-    report(&Report::Failed { message, errno: errno.map(|e| e as i32) });
+    report(&Report::Failed {
+        message,
+        errno: errno.map(|e| e as i32),
+    });
     ExitCode::FAILURE
 }
 
 fn stage0() -> ExitCode {
     let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().lock().take(MAX_SPEC_BYTES).read_to_end(&mut bytes) {
+    if let Err(e) = std::io::stdin()
+        .lock()
+        .take(MAX_SPEC_BYTES)
+        .read_to_end(&mut bytes)
+    {
         return fail(format!("read task spec from stdin: {e}"), None);
     }
     let spec: ShimSpec = match wren_model::codec::from_cbor(&bytes) {
@@ -116,7 +123,10 @@ fn stage0() -> ExitCode {
     match crate::sys::fork() {
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             let start_ticks = crate::supervise::start_ticks(child.as_raw()).unwrap_or(0);
-            report(&Report::Forked { shim_pid: child.as_raw(), start_ticks });
+            report(&Report::Forked {
+                shim_pid: child.as_raw(),
+                start_ticks,
+            });
             ExitCode::SUCCESS
         }
         Ok(nix::unistd::ForkResult::Child) => std::process::exit(shim(spec)),
@@ -133,7 +143,10 @@ fn shim(spec: ShimSpec) -> i32 {
             return 1;
         }
     };
-    report(&Report::Started { task_pid: shim.task.as_raw(), started_at: now_ns() });
+    report(&Report::Started {
+        task_pid: shim.task.as_raw(),
+        started_at: now_ns(),
+    });
     detach_stdio();
     shim.run();
     0
@@ -143,7 +156,8 @@ fn shim(spec: ShimSpec) -> i32 {
 /// EOF, and no agent is there to read anything later. stderr stays the
 /// state directory's `shim.log`.
 fn detach_stdio() {
-    if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+    if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+    {
         let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
     }
@@ -197,25 +211,37 @@ impl Shim {
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
             .map_err(|e| errno(&format!("mkfifo {}", fifo.display()), e))?;
         // Read-write, so the fifo never reports EOF when a writer leaves.
-        let control = nix::fcntl::open(&fifo, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| errno(&format!("open {}", fifo.display()), e))?;
+        let control = nix::fcntl::open(
+            &fifo,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(&format!("open {}", fifo.display()), e))?;
 
         let logs = &spec.logs;
-        let rotation = Rotation { max_files: logs.max_files, max_file_bytes: logs.max_file_bytes };
+        let rotation = Rotation {
+            max_files: logs.max_files,
+            max_file_bytes: logs.max_file_bytes,
+        };
         let open_log = |stream: &str| -> Result<Option<Rotator>, StartError> {
             if logs.disabled {
                 return Ok(None);
             }
-            Rotator::open(Path::new(&logs.dir), &format!("{}.{stream}", logs.task), rotation)
-                .map(Some)
-                .map_err(|e| (e.to_string(), None))
+            Rotator::open(
+                Path::new(&logs.dir),
+                &format!("{}.{stream}", logs.task),
+                rotation,
+            )
+            .map(Some)
+            .map_err(|e| (e.to_string(), None))
         };
         let out_log = open_log("stdout")?;
         let err_log = open_log("stderr")?;
 
         let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| errno("pipe", e))?;
-        let mut plan = ChildPlan::prepare(&spec.launch.sandbox, report_w).map_err(|e| (e.to_string(), None))?;
+        let mut plan = ChildPlan::prepare(&spec.launch.sandbox, report_w)
+            .map_err(|e| (e.to_string(), None))?;
         let steps: Vec<String> = plan.steps().iter().map(|s| s.describe()).collect();
         let launch = &spec.launch;
         let mut command = Command::new(&launch.program);
@@ -232,7 +258,10 @@ impl Shim {
             Err(e) => {
                 let errno = e.raw_os_error().map(Errno::from_raw);
                 let what = match crate::sandbox::failed_step(&report_r).and_then(|i| steps.get(i)) {
-                    Some(step) => format!("sandbox: {step}: {}", errno.map(|e| e.desc()).unwrap_or("error")),
+                    Some(step) => format!(
+                        "sandbox: {step}: {}",
+                        errno.map(|e| e.desc()).unwrap_or("error")
+                    ),
                     None => format!("exec {}: {e}", launch.program),
                 };
                 return Err((what, errno));
@@ -240,8 +269,14 @@ impl Shim {
         };
         drop(command);
         let task = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-        let stdout = child.stdout.take().map(|p| Stream { pipe: p.into(), log: out_log });
-        let stderr = child.stderr.take().map(|p| Stream { pipe: p.into(), log: err_log });
+        let stdout = child.stdout.take().map(|p| Stream {
+            pipe: p.into(),
+            log: out_log,
+        });
+        let stderr = child.stderr.take().map(|p| Stream {
+            pipe: p.into(),
+            log: err_log,
+        });
         Ok(Shim {
             state_dir,
             cgroup: spec.cgroup,
@@ -268,7 +303,8 @@ impl Shim {
                     if left.is_zero() {
                         return;
                     }
-                    PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                        .unwrap_or(PollTimeout::MAX)
                 }
                 None => PollTimeout::NONE,
             };
@@ -292,7 +328,11 @@ impl Shim {
                         return;
                     }
                 }
-                let ready = |i: Option<usize>| i.and_then(|i| fds.get(i)).and_then(|f| f.any()).unwrap_or(false);
+                let ready = |i: Option<usize>| {
+                    i.and_then(|i| fds.get(i))
+                        .and_then(|f| f.any())
+                        .unwrap_or(false)
+                };
                 (ready(Some(0)), ready(Some(1)), ready(out_at), ready(err_at))
             };
             if sig_ready {
@@ -424,7 +464,10 @@ pub struct ExitFileError {
 pub(crate) fn write_exit(state_dir: &Path, result: &ExitResult) -> Result<(), ExitFileError> {
     let path = state_dir.join(EXIT_FILE);
     let tmp = state_dir.join(format!("{EXIT_FILE}.tmp"));
-    let err = |e: std::io::Error| ExitFileError { path: path.clone(), message: e.to_string() };
+    let err = |e: std::io::Error| ExitFileError {
+        path: path.clone(),
+        message: e.to_string(),
+    };
     let bytes = wren_model::codec::to_cbor(result);
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(&bytes).map_err(err)?;
@@ -442,8 +485,14 @@ pub(crate) fn read_exit(state_dir: &Path) -> Result<Option<ExitResult>, ExitFile
     match std::fs::read(&path) {
         Ok(bytes) => wren_model::codec::from_cbor(&bytes)
             .map(Some)
-            .map_err(|e| ExitFileError { path, message: e.to_string() }),
+            .map_err(|e| ExitFileError {
+                path,
+                message: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ExitFileError { path, message: e.to_string() }),
+        Err(e) => Err(ExitFileError {
+            path,
+            message: e.to_string(),
+        }),
     }
 }

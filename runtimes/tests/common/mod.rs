@@ -110,10 +110,18 @@ pub fn spec(root: &Path, alloc: &str, task: &str, driver: &str, config: Value) -
             name: task.to_owned(),
             driver: driver.to_owned(),
             config,
-            resources: wren_model::Resources { cpu: 100, memory_mb: 64, ..Default::default() },
+            resources: wren_model::Resources {
+                cpu: 100,
+                memory_mb: 64,
+                ..Default::default()
+            },
             ..Task::default()
         },
-        resources: wren_model::AllocatedTaskResources { cpu: 100, memory_mb: 64, ..Default::default() },
+        resources: wren_model::AllocatedTaskResources {
+            cpu: 100,
+            memory_mb: 64,
+            ..Default::default()
+        },
         alloc_dir,
         task_dir,
         env: BTreeMap::from([("WREN_TEST".to_owned(), "1".to_owned())]),
@@ -124,8 +132,14 @@ pub fn spec(root: &Path, alloc: &str, task: &str, driver: &str, config: Value) -
 /// `config { command = "local/probe" args = [...] }` (plus extra keys).
 pub fn probe(args: &[&str], extra: &[(&str, Value)]) -> Value {
     let mut m = BTreeMap::new();
-    m.insert("command".to_owned(), Value::String("local/probe".to_owned()));
-    m.insert("args".to_owned(), Value::List(args.iter().map(|a| Value::String(a.to_string())).collect()));
+    m.insert(
+        "command".to_owned(),
+        Value::String("local/probe".to_owned()),
+    );
+    m.insert(
+        "args".to_owned(),
+        Value::List(args.iter().map(|a| Value::String(a.to_string())).collect()),
+    );
     for (k, v) in extra {
         m.insert(k.to_string(), v.clone());
     }
@@ -134,7 +148,9 @@ pub fn probe(args: &[&str], extra: &[(&str, Value)]) -> Value {
 
 /// The task's stdout log (index 0).
 pub fn stdout_log(spec: &TaskSpec) -> PathBuf {
-    spec.alloc_dir.join("alloc/logs").join(format!("{}.stdout.0", spec.task.name))
+    spec.alloc_dir
+        .join("alloc/logs")
+        .join(format!("{}.stdout.0", spec.task.name))
 }
 
 /// Polls `path` until it contains `needle`; returns the whole text.
@@ -146,7 +162,10 @@ pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
             return text;
         }
         if Instant::now() > deadline {
-            panic!("{} never contained {needle:?}; it holds:\n{text}", path.display());
+            panic!(
+                "{} never contained {needle:?}; it holds:\n{text}",
+                path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -169,8 +188,13 @@ pub fn block_on<T>(f: impl Future<Output = T>) -> T {
 
 /// Starts `spec`, waits for it to exit, destroys it; returns its exit and
 /// its stdout.
-pub fn run_to_end(driver: &dyn wren_runtimes::Driver, spec: &TaskSpec) -> (wren_runtimes::ExitResult, String) {
-    let started = driver.start(spec).unwrap_or_else(|e| panic!("start {}: {e}", spec.task.name));
+pub fn run_to_end(
+    driver: &dyn wren_runtimes::Driver,
+    spec: &TaskSpec,
+) -> (wren_runtimes::ExitResult, String) {
+    let started = driver
+        .start(spec)
+        .unwrap_or_else(|e| panic!("start {}: {e}", spec.task.name));
     let exit = block_on(driver.wait(&started.handle)).unwrap();
     let out = std::fs::read_to_string(stdout_log(spec)).unwrap_or_default();
     driver.destroy(&started.handle).unwrap();
