@@ -43,8 +43,16 @@ pub struct TaskSpec {
     pub devices: Vec<PathBuf>,
     /// Log rotation.
     pub logs: LogConfig,
-    /// The user to run as; empty for the driver's default.
+    /// The user to run as; empty for `task.user`, and when that is empty
+    /// too, the driver's default.
     pub user: String,
+}
+
+impl TaskSpec {
+    /// The user asked for: `user`, else the task's `user`, else empty.
+    pub fn user(&self) -> &str {
+        if self.user.is_empty() { &self.task.user } else { &self.user }
+    }
 }
 
 /// A running (or finished) task, enough to find it again after a restart.

@@ -93,16 +93,16 @@ pub(crate) fn isolate(rt: &Runtime, req: Request<'_>) -> Result<Isolated, Driver
     }
     let mut events: Vec<TaskEvent> = missing.iter().map(|l| degraded(*l, caps)).collect();
 
-    let user = if spec.user.is_empty() {
+    let user = if spec.user().is_empty() {
         let owner = Runtime::task_key(spec);
         users::lease(&rt.uid_dir(), policy.dynamic_uids, &owner)
             .map_err(|e| setup(spec, e.to_string()))?
     } else {
-        let user = users::resolve(&spec.user).map_err(|e| setup(spec, e.to_string()))?;
+        let user = users::resolve(spec.user()).map_err(|e| setup(spec, e.to_string()))?;
         if user.uid == 0 {
             return Err(setup(
                 spec,
-                users::UserError::Root(spec.user.clone()).to_string(),
+                users::UserError::Root(spec.user().to_owned()).to_string(),
             ));
         }
         user

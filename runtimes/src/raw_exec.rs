@@ -77,10 +77,10 @@ impl Driver for RawExecDriver {
             path: work_dir.clone(),
             source,
         })?;
-        let ids = if spec.user.is_empty() {
+        let ids = if spec.user().is_empty() {
             None
         } else {
-            let u = crate::users::resolve(&spec.user).map_err(|e| setup(e.to_string()))?;
+            let u = crate::users::resolve(spec.user()).map_err(|e| setup(e.to_string()))?;
             Some(Ids {
                 uid: u.uid,
                 gid: u.gid,

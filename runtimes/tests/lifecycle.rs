@@ -348,3 +348,42 @@ fn a_task_inherits_no_blocked_or_ignored_signals_from_its_shim() {
     // test harness inherited there may show. Every other one is default.
     assert_eq!(mask("SigIgn:") & !(0b11 << 31), 0, "{out}");
 }
+
+#[test]
+fn fingerprints_report_what_the_node_can_isolate_with() {
+    let Some(caps) = isolation_caps() else { return };
+    let tmp = TempDir::new("fingerprint");
+    let rt = runtime(&tmp.0, caps.clone());
+    let drivers = wren_runtimes::drivers(&rt, false, Default::default());
+    let exec = drivers["exec"].fingerprint();
+    assert!(exec.detected && exec.healthy, "{exec:?}");
+    let version = match caps.cgroups.version() {
+        Some(wren_runtimes::cgroup::Version::V1) => "1",
+        _ => "2",
+    };
+    assert_eq!(exec.attributes["cgroup.version"], version);
+    assert_eq!(exec.attributes["landlock.abi"], caps.landlock_abi.unwrap().to_string());
+    assert_eq!(exec.attributes["namespaces.pid"], "true");
+    assert!(exec.attributes["cgroup.controllers"].contains("memory"));
+    assert!(!drivers["raw_exec"].fingerprint().detected);
+    assert_eq!(drivers["qemu"].name(), "qemu");
+}
+
+#[test]
+fn a_configured_user_is_used_and_root_is_refused() {
+    let Some(caps) = isolation_caps() else { return };
+    let tmp = TempDir::new("user");
+    let driver = ExecDriver::new(runtime(&tmp.0, caps));
+    let mut spec = spec(&tmp.0, &alloc_id("user"), "nobody", "exec", probe(&["id"], &[]));
+    spec.task.user = "nobody".into();
+    let (exit, out) = run_to_end(&driver, &spec);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(exit.exit_code, 0);
+    assert_eq!(out.trim(), format!("uid={} gid={}", nobody.uid, nobody.gid));
+
+    let mut root = spec.clone();
+    root.alloc_id = alloc_id("user");
+    root.user = "root".into();
+    let err = driver.start(&root).unwrap_err().to_string();
+    assert!(err.contains("never run as root"), "{err}");
+}
