@@ -42,11 +42,23 @@ fn spec(root: &Path, n: usize, driver: &str, args: &[&str]) -> TaskSpec {
     std::fs::copy(PROBE, task_dir.join("local/probe")).unwrap();
     let mut config = BTreeMap::new();
     config.insert("command".to_owned(), Value::String("local/probe".into()));
-    config.insert("args".to_owned(), Value::List(args.iter().map(|a| Value::String(a.to_string())).collect()));
+    config.insert(
+        "args".to_owned(),
+        Value::List(args.iter().map(|a| Value::String(a.to_string())).collect()),
+    );
     TaskSpec {
         alloc_id: alloc,
-        task: Task { name: "t".into(), driver: driver.into(), config: Value::Map(config), ..Task::default() },
-        resources: wren_model::AllocatedTaskResources { cpu: 100, memory_mb: 64, ..Default::default() },
+        task: Task {
+            name: "t".into(),
+            driver: driver.into(),
+            config: Value::Map(config),
+            ..Task::default()
+        },
+        resources: wren_model::AllocatedTaskResources {
+            cpu: 100,
+            memory_mb: 64,
+            ..Default::default()
+        },
         alloc_dir,
         task_dir,
         ..TaskSpec::default()
@@ -79,11 +91,18 @@ fn breakdown(pid: i32) -> Vec<(String, [u64; 4])> {
         let first = line.split_whitespace().next().unwrap_or_default();
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             let name = line.split_whitespace().nth(5).unwrap_or("[anon]");
-            current = Path::new(name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_owned());
+            current = Path::new(name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.to_owned());
             continue;
         }
-        let Some((k, v)) = line.split_once(':') else { continue };
-        let Ok(kb) = v.trim().trim_end_matches(" kB").trim().parse::<u64>() else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let Ok(kb) = v.trim().trim_end_matches(" kB").trim().parse::<u64>() else {
+            continue;
+        };
         let slot = match k {
             "Rss" => 0,
             "Pss" => 1,
@@ -128,7 +147,8 @@ fn main() {
         return; // `cargo test --benches` lists benches; nothing to list here.
     }
     let caps = HostCaps::detect();
-    if !caps.root || caps.cgroups.version().is_none() || caps.landlock_abi.is_none() || !caps.pid_ns {
+    if !caps.root || caps.cgroups.version().is_none() || caps.landlock_abi.is_none() || !caps.pid_ns
+    {
         eprintln!("shim bench: needs root, cgroups, landlock and namespaces; skipping");
         return;
     }
@@ -156,16 +176,49 @@ fn main() {
         let spec = spec(&root, 10_000 + i, "exec", &["count", "100"]);
         running.push(exec.start(&spec).unwrap().handle);
     }
-    let log = root.join("alloc").join(format!("bench-{}-{}", std::process::id(), 10_000)).join("alloc/logs/t.stdout.0");
+    let log = root
+        .join("alloc")
+        .join(format!("bench-{}-{}", std::process::id(), 10_000))
+        .join("alloc/logs/t.stdout.0");
     let t0 = Instant::now();
-    while std::fs::read_to_string(&log).map(|t| t.lines().count()).unwrap_or(0) < 10 && t0.elapsed() < Duration::from_secs(30) {
+    while std::fs::read_to_string(&log)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 10
+        && t0.elapsed() < Duration::from_secs(30)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let rollups: Vec<BTreeMap<String, u64>> = running.iter().map(|h| smaps(h.shim_pid)).collect();
-    let field = |k: &str| median(rollups.iter().map(|r| r.get(k).copied().unwrap_or(0)).collect());
-    let uss = median(rollups.iter().map(|r| r.get("Private_Clean").copied().unwrap_or(0) + r.get("Private_Dirty").copied().unwrap_or(0)).collect());
+    let field = |k: &str| {
+        median(
+            rollups
+                .iter()
+                .map(|r| r.get(k).copied().unwrap_or(0))
+                .collect(),
+        )
+    };
+    let uss = median(
+        rollups
+            .iter()
+            .map(|r| {
+                r.get("Private_Clean").copied().unwrap_or(0)
+                    + r.get("Private_Dirty").copied().unwrap_or(0)
+            })
+            .collect(),
+    );
     println!("per-task shim memory, median of {RUNNING} shims with logs flowing (kB):");
-    for k in ["Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous"] {
+    for k in [
+        "Rss",
+        "Pss",
+        "Pss_Anon",
+        "Pss_File",
+        "Shared_Clean",
+        "Shared_Dirty",
+        "Private_Clean",
+        "Private_Dirty",
+        "Anonymous",
+    ] {
         println!("  {k:14} {:6}", field(k));
     }
     println!("  {:14} {:6}", "USS", uss);

@@ -51,7 +51,11 @@ pub struct TaskSpec {
 impl TaskSpec {
     /// The user asked for: `user`, else the task's `user`, else empty.
     pub fn user(&self) -> &str {
-        if self.user.is_empty() { &self.task.user } else { &self.user }
+        if self.user.is_empty() {
+            &self.task.user
+        } else {
+            &self.user
+        }
     }
 }
 

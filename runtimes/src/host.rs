@@ -78,7 +78,7 @@ impl HostCaps {
             if cores && !self.cgroups.has("cpuset") {
                 missing.push(Layer::Cpuset);
             }
-            if (v == Some(Version::V1) && !self.cgroups.has("devices")) || v == Some(Version::V2) {
+            if !self.cgroups.has("devices") {
                 missing.push(Layer::DeviceCgroup);
             }
         }
@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_has_no_device_controller() {
+    fn v2_device_rules_need_the_bpf_program() {
         let mut caps = full();
         caps.cgroups.v1.clear();
         caps.cgroups.v2 = Some(PathBuf::from("/sys/fs/cgroup"));

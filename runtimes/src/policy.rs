@@ -26,7 +26,7 @@
 //! | write or read host files | Landlock (system paths read-only, task and shared alloc dirs writable, nothing else), an unprivileged uid (DAC), no_new_privs (no setuid escalation) |
 //! | read another task's files | Landlock (other task dirs are not in the ruleset), task dirs are `0700` and owned by the task's own uid |
 //! | see or signal other processes | a private PID namespace with its own `/proc` (`hidepid=invisible`), a distinct uid per task, Landlock signal scoping (ABI 6) |
-//! | open host devices | a private `/dev` holding only the allowed nodes, cgroup device rules (v1 `devices.allow`), Landlock rules on exactly those nodes, no `CAP_MKNOD` |
+//! | open host devices | a private `/dev` holding only the allowed nodes, cgroup device rules (v1 `devices.allow`, v2 a BPF device program), Landlock rules on exactly those nodes, no `CAP_MKNOD` |
 //! | exhaust memory, pids, cpu | cgroup limits: `memory.max` / `limit_in_bytes` (the kernel OOM-kills inside the cgroup), `pids.max`, cpu shares/weight and a quota for `cores` |
 //! | talk to host IPC | a private IPC namespace, Landlock abstract-unix-socket scoping (ABI 6) |
 //! | outlive `stop` | every process of the task is in its cgroup; stop kills the whole cgroup after `kill_timeout` |
@@ -193,7 +193,7 @@ impl Layer {
             }
             Layer::Cpuset => "no cpuset controller: reserved cores are not pinned",
             Layer::DeviceCgroup => {
-                "no device cgroup rules: devices are limited by the private /dev and landlock only"
+                "no device cgroup rules (v1 devices controller or v2 bpf program): devices are limited by the private /dev and landlock only"
             }
             Layer::Landlock => "no landlock: file access is limited by unix permissions only",
             Layer::LandlockPartial => {

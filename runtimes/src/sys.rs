@@ -115,6 +115,25 @@ pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// bpf(2) for a command that returns nothing; `attr` is the command's
+/// `union bpf_attr` member, a `repr(C)` struct of this crate.
+pub(crate) fn bpf<T>(cmd: libc::c_int, attr: &T) -> Result<(), Errno> {
+    let (ptr, size) = (attr as *const T, size_of::<T>());
+    // SAFETY: attr points to a live, initialized struct of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, ptr, size) };
+    Errno::result(r).map(drop)
+}
+
+/// bpf(2) for a command that returns a new file descriptor.
+pub(crate) fn bpf_fd<T>(cmd: libc::c_int, attr: &T) -> Result<OwnedFd, Errno> {
+    let (ptr, size) = (attr as *const T, size_of::<T>());
+    // SAFETY: attr points to a live, initialized struct of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, ptr, size) };
+    let fd = Errno::result(r)? as RawFd;
+    // SAFETY: the kernel just returned this fd and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Forks the calling process. Only for the single-threaded shim.
 pub(crate) fn fork() -> Result<nix::unistd::ForkResult, Errno> {
     // SAFETY: called only by the shim's first stage, which is single-threaded,

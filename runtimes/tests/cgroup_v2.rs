@@ -51,6 +51,7 @@ fn a_task_runs_and_is_killed_in_a_real_cgroup2_hierarchy() {
         v1: Default::default(),
         v2: Some(mnt.clone()),
         v2_controllers: controllers.split_whitespace().map(str::to_owned).collect(),
+        v2_device_bpf: wren_runtimes::cgroup::device_bpf_supported(),
     };
     assert_eq!(caps.cgroups.version(), Some(Version::V2));
     let driver = ExecDriver::new(runtime(&tmp.0, caps.clone()));
@@ -110,6 +111,45 @@ fn a_task_runs_and_is_killed_in_a_real_cgroup2_hierarchy() {
     );
     driver.destroy(&run.handle).unwrap();
     assert!(!dir.exists());
+
+    // Devices: with neither a mount namespace (the node's /dev is visible)
+    // nor Landlock, the BPF device program alone allows /dev/full and
+    // refuses /dev/ptmx.
+    if !caps.cgroups.v2_device_bpf {
+        if in_ci() {
+            panic!("CI=true and this kernel does not load cgroup device bpf programs");
+        }
+        eprintln!("skipping the device part: no cgroup device bpf programs here");
+    } else {
+        let mut bare = caps.clone();
+        bare.mount_ns = false;
+        bare.landlock_abi = None;
+        let driver = ExecDriver::new(runtime(&tmp.0, bare));
+        let actions = [
+            "open",
+            "/dev/full",
+            "--",
+            "open",
+            "/dev/ptmx",
+            "--",
+            "open",
+            "/dev/null",
+        ];
+        let mut dev_spec = common::spec(
+            &tmp.0,
+            &alloc_id("v2dev"),
+            "v2dev",
+            "exec",
+            probe(&actions, &[]),
+        );
+        dev_spec.devices = vec!["/dev/full".into()];
+        let (exit, out) = run_to_end(&driver, &dev_spec);
+        assert_eq!(exit.exit_code, 0, "{out}");
+        assert_eq!(
+            out,
+            "open /dev/full: ok\nopen /dev/ptmx: EPERM\nopen /dev/null: ok\n"
+        );
+    }
     let _ = std::fs::remove_dir(mnt.join("wren-test"));
     drop(mount);
 }

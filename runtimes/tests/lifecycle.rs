@@ -362,7 +362,10 @@ fn fingerprints_report_what_the_node_can_isolate_with() {
         _ => "2",
     };
     assert_eq!(exec.attributes["cgroup.version"], version);
-    assert_eq!(exec.attributes["landlock.abi"], caps.landlock_abi.unwrap().to_string());
+    assert_eq!(
+        exec.attributes["landlock.abi"],
+        caps.landlock_abi.unwrap().to_string()
+    );
     assert_eq!(exec.attributes["namespaces.pid"], "true");
     assert!(exec.attributes["cgroup.controllers"].contains("memory"));
     assert!(!drivers["raw_exec"].fingerprint().detected);
@@ -374,7 +377,13 @@ fn a_configured_user_is_used_and_root_is_refused() {
     let Some(caps) = isolation_caps() else { return };
     let tmp = TempDir::new("user");
     let driver = ExecDriver::new(runtime(&tmp.0, caps));
-    let mut spec = spec(&tmp.0, &alloc_id("user"), "nobody", "exec", probe(&["id"], &[]));
+    let mut spec = spec(
+        &tmp.0,
+        &alloc_id("user"),
+        "nobody",
+        "exec",
+        probe(&["id"], &[]),
+    );
     spec.task.user = "nobody".into();
     let (exit, out) = run_to_end(&driver, &spec);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();

@@ -6,6 +6,7 @@
 //! cgroup themselves, in the forked child before `exec` (see
 //! [`crate::sandbox`]); this module never moves a process.
 
+mod bpf;
 mod fsio;
 mod v1;
 mod v2;
@@ -32,6 +33,14 @@ pub struct Hierarchies {
     pub v2: Option<PathBuf>,
     /// Controllers available at the cgroup2 root (`cgroup.controllers`).
     pub v2_controllers: BTreeSet<String>,
+    /// Device rules can be enforced in v2 by a BPF device program.
+    pub v2_device_bpf: bool,
+}
+
+/// Whether the kernel loads cgroup device BPF programs for us (v2 device
+/// rules).
+pub fn device_bpf_supported() -> bool {
+    bpf::supported()
 }
 
 /// Which hierarchy task cgroups live in.
@@ -54,6 +63,7 @@ impl Hierarchies {
         let mut h = Hierarchies::from_mountinfo(&text);
         if let Some(root) = &h.v2 {
             h.v2_controllers = v2::controllers(root)?;
+            h.v2_device_bpf = bpf::supported();
         }
         Ok(h)
     }
@@ -122,7 +132,7 @@ impl Hierarchies {
                 // v2 has cpu accounting and freezing in its core files.
                 "cpuacct" | "freezer" => true,
                 // Devices are a BPF program in v2, not a controller.
-                "devices" => false,
+                "devices" => self.v2_device_bpf,
                 other => self.v2_controllers.contains(other),
             },
             None => false,
@@ -144,7 +154,14 @@ impl Hierarchies {
         match self.version() {
             Some(Version::V2) => {
                 let root = self.v2.as_ref().ok_or(CgroupError::NoHierarchy)?;
-                v2::create(root, &self.v2_controllers, parent, name, limits)
+                v2::create(
+                    root,
+                    &self.v2_controllers,
+                    self.v2_device_bpf,
+                    parent,
+                    name,
+                    limits,
+                )
             }
             Some(Version::V1) => v1::create(&self.v1, parent, name, limits),
             None => Err(CgroupError::NoHierarchy),
@@ -463,6 +480,8 @@ garbage line
         assert_eq!(h.version(), Some(Version::V2));
         assert!(h.has("freezer") && h.has("cpuacct") && h.has("memory"));
         assert!(!h.has("devices") && !h.has("cpuset"));
+        h.v2_device_bpf = true;
+        assert!(h.has("devices"));
     }
 
     #[test]

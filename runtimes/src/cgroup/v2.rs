@@ -23,6 +23,7 @@ pub(super) fn controllers(dir: &Path) -> Result<BTreeSet<String>, CgroupError> {
 pub(super) fn create(
     root: &Path,
     available: &BTreeSet<String>,
+    device_bpf: bool,
     parent: &str,
     name: &str,
     limits: &Limits,
@@ -52,7 +53,11 @@ pub(super) fn create(
             controllers: enable.iter().map(|c| c.to_string()).collect(),
         }],
     };
-    if let Err(e) = apply(&dir, &enable, limits) {
+    let devices = match (&limits.devices, device_bpf) {
+        (Some(rules), true) => super::bpf::attach(&dir, rules),
+        _ => Ok(()),
+    };
+    if let Err(e) = devices.and_then(|()| apply(&dir, &enable, limits)) {
         let _ = fsio::remove_dir(&dir, Instant::now());
         return Err(e);
     }
@@ -234,6 +239,7 @@ mod tests {
             v1: Default::default(),
             v2: Some(root.to_owned()),
             v2_controllers: controllers(root).unwrap(),
+            v2_device_bpf: false,
         }
     }
 
