@@ -142,7 +142,7 @@ impl Driver for ExecDriver {
                 limits: isolated.limits,
                 pid_ns: isolated.pid_ns,
                 uid_lease: isolated.uid_lease,
-                qmp_socket: None,
+                monitor: false,
                 events: isolated.events,
             },
         )

@@ -103,7 +103,7 @@ impl Driver for RawExecDriver {
                 limits: accounting_only(),
                 pid_ns: false,
                 uid_lease: None,
-                qmp_socket: None,
+                monitor: false,
                 events: Vec::new(),
             },
         )

@@ -108,15 +108,39 @@ impl Runtime {
             cgroup: None,
             lease: plan.uid_lease.clone(),
         };
-        if state_dir.exists() {
-            // A shim of an earlier run still holding its control fifo means
-            // the task runs: refuse rather than start it twice.
-            if shim_still_running(&state_dir) {
+        let mut events = plan.events;
+        // The agent starts a task only when it holds no handle for it, so an
+        // earlier instance still running (the agent died before persisting
+        // its handle) is an orphan: kill it, never run the task twice, and
+        // never let the new one join the old one's cgroup.
+        let old = self
+            .caps
+            .cgroups
+            .existing(&self.config.cgroup_parent, &key)?;
+        let leftover = old.dirs.iter().any(|d| Path::new(&d.path).exists());
+        let shim_running = shim_still_running(&state_dir);
+        if shim_running || (leftover && old.is_populated()?) {
+            events.push(crate::driver::event(
+                "Orphan Killed",
+                "an earlier instance of this task that the agent had lost track of was killed",
+            ));
+        }
+        if leftover {
+            old.destroy(Duration::from_secs(10))?;
+        }
+        // Its shim records the kill and exits; only then is the state
+        // directory free for the new instance.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while shim_still_running(&state_dir) {
+            if std::time::Instant::now() > deadline {
                 return Err(DriverError::Setup {
                     task: spec.task.name.clone(),
-                    message: format!("already running (state in {})", state_dir.display()),
+                    message: format!("an orphaned shim still holds {}", state_dir.display()),
                 });
             }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if state_dir.exists() {
             let _ = std::fs::remove_dir_all(&state_dir);
         }
         std::fs::create_dir_all(&state_dir).map_err(|source| DriverError::Io {
@@ -146,6 +170,12 @@ impl Runtime {
             source,
         })?;
         let rotation = Rotation::from_config(&spec.logs);
+        let monitor = plan.monitor.then(|| {
+            state_dir
+                .join(MONITOR_SOCKET)
+                .to_string_lossy()
+                .into_owned()
+        });
         let shim_spec = ShimSpec {
             state_dir: state_dir.to_string_lossy().into_owned(),
             logs: LogSpec {
@@ -161,6 +191,7 @@ impl Runtime {
                 args: plan.args,
                 env: plan.env,
                 sandbox,
+                listen: monitor.clone(),
             },
             cgroup: cgroup.clone(),
         };
@@ -178,9 +209,9 @@ impl Runtime {
                 started_at: launched.started_at,
                 cgroup,
                 uid_lease: plan.uid_lease.map(|p| p.to_string_lossy().into_owned()),
-                qmp_socket: plan.qmp_socket,
+                qmp_socket: monitor,
             },
-            events: plan.events,
+            events,
         })
     }
 }
@@ -208,9 +239,13 @@ pub(crate) struct LaunchPlan {
     pub limits: Limits,
     pub pid_ns: bool,
     pub uid_lease: Option<PathBuf>,
-    pub qmp_socket: Option<String>,
+    /// Hand the task a listening monitor socket as fd 3 (qemu's QMP).
+    pub monitor: bool,
     pub events: Vec<TaskEvent>,
 }
+
+/// The monitor socket's name in the task's state directory.
+pub(crate) const MONITOR_SOCKET: &str = "qmp.sock";
 
 /// Undoes a half-done launch unless disarmed.
 struct Cleanup {

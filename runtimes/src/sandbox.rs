@@ -9,7 +9,7 @@
 //! errno.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -46,6 +46,8 @@ pub(crate) enum Step {
     /// signals for its signalfd and, as a Rust program, ignores SIGPIPE;
     /// a task must inherit neither.
     ResetSignals,
+    /// Make `fd` the task's fd `to`, kept open across exec.
+    PassFd { fd: OwnedFd, to: RawFd },
     /// Write `0` into an open `cgroup.procs`: join that cgroup.
     Join { fd: OwnedFd, path: String },
     /// Leave namespaces.
@@ -100,6 +102,7 @@ impl Step {
     pub(crate) fn describe(&self) -> String {
         match self {
             Step::ResetSignals => "reset signal mask and dispositions".to_owned(),
+            Step::PassFd { to, .. } => format!("pass fd {to}"),
             Step::Join { path, .. } => format!("join cgroup {path}"),
             Step::Unshare(flags) => format!("unshare {flags:?}"),
             Step::Umask(m) => format!("umask {:o}", m.bits()),
@@ -146,8 +149,15 @@ fn cstr(s: &str) -> Result<CString, PrepareError> {
 impl ChildPlan {
     /// Builds the steps for `sandbox`; `report` is the write end of the
     /// pipe the child names a failed step in.
-    pub(crate) fn prepare(sandbox: &Sandbox, report: OwnedFd) -> Result<ChildPlan, PrepareError> {
+    pub(crate) fn prepare(
+        sandbox: &Sandbox,
+        pass: Option<(OwnedFd, RawFd)>,
+        report: OwnedFd,
+    ) -> Result<ChildPlan, PrepareError> {
         let mut steps = vec![Step::ResetSignals];
+        if let Some((fd, to)) = pass {
+            steps.push(Step::PassFd { fd, to });
+        }
         for path in &sandbox.join {
             let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
             let fd = nix::fcntl::open(Path::new(path), flags, Mode::empty()).map_err(|source| {
@@ -379,6 +389,16 @@ fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
                 let _ = sys::set_default(signal);
             }
             Ok(())
+        }
+        Step::PassFd { fd, to } => {
+            if fd.as_raw_fd() == *to {
+                // Already there: only clear close-on-exec.
+                let flags = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty());
+                nix::fcntl::fcntl(fd, flags).map(drop)
+            } else {
+                // dup2 leaves the new descriptor without close-on-exec.
+                sys::dup2_raw(fd.as_raw_fd(), *to)
+            }
         }
         Step::Join { fd, .. } => nix::unistd::write(fd.as_fd(), b"0").map(drop),
         Step::Unshare(flags) => nix::sched::unshare(*flags),

@@ -134,6 +134,14 @@ pub(crate) fn bpf_fd<T>(cmd: libc::c_int, attr: &T) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// dup2(2) onto a fixed number, for a child about to exec.
+/// Async-signal-safe.
+pub(crate) fn dup2_raw(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    // SAFETY: only integers; the caller owns `from`, and `to` is replaced by design.
+    let r = unsafe { libc::dup2(from, to) };
+    Errno::result(r).map(drop)
+}
+
 /// Forks the calling process. Only for the single-threaded shim.
 pub(crate) fn fork() -> Result<nix::unistd::ForkResult, Errno> {
     // SAFETY: called only by the shim's first stage, which is single-threaded,

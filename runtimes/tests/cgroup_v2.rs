@@ -74,7 +74,7 @@ fn a_task_runs_and_is_killed_in_a_real_cgroup2_hierarchy() {
     }
     wait_for_text(
         &stdout_log(&spec),
-        "ignoring SIGTERM",
+        "ignoring SIGTERM, children",
         Duration::from_secs(30),
     );
 

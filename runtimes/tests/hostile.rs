@@ -227,7 +227,7 @@ fn a_task_cannot_see_other_tasks_processes() {
     let victim_run = driver.start(&victim).unwrap();
     wait_for_text(
         &stdout_log(&victim),
-        "ignoring SIGTERM",
+        "ignoring SIGTERM, children",
         Duration::from_secs(30),
     );
     let looker = spec(

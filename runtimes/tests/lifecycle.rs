@@ -37,7 +37,7 @@ fn stop_kills_a_task_that_ignores_sigterm_after_the_timeout_with_all_its_childre
     let run = driver.start(&spec).unwrap();
     wait_for_text(
         &stdout_log(&spec),
-        "ignoring SIGTERM",
+        "ignoring SIGTERM, children",
         Duration::from_secs(30),
     );
     let pids = run.handle.cgroup.pids().unwrap();
@@ -224,7 +224,7 @@ fn raw_exec_is_off_unless_enabled_and_still_kills_the_whole_tree() {
     let run = on.start(&spec).unwrap();
     let log = wait_for_text(
         &stdout_log(&spec),
-        "ignoring SIGTERM",
+        "ignoring SIGTERM, children",
         Duration::from_secs(30),
     );
     assert!(
@@ -395,4 +395,43 @@ fn a_configured_user_is_used_and_root_is_refused() {
     root.user = "root".into();
     let err = driver.start(&root).unwrap_err().to_string();
     assert!(err.contains("never run as root"), "{err}");
+}
+
+#[test]
+fn starting_a_task_the_agent_lost_track_of_kills_the_orphan_first() {
+    // The agent died between start and persisting the handle: the task
+    // runs, nobody knows. Starting it again must not run it twice.
+    let Some(caps) = isolation_caps() else { return };
+    let tmp = TempDir::new("orphan");
+    let driver = ExecDriver::new(runtime(&tmp.0, caps));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("orphan"),
+        "twice",
+        "exec",
+        probe(&["ignore-term", "1"], &[]),
+    );
+    let lost = driver.start(&spec).unwrap();
+    wait_for_text(
+        &stdout_log(&spec),
+        "ignoring SIGTERM, children",
+        Duration::from_secs(30),
+    );
+    let old_pids = lost.handle.cgroup.pids().unwrap();
+    let again = driver.start(&spec).unwrap();
+    assert!(
+        again.events.iter().any(|e| e.kind == "Orphan Killed"),
+        "{:?}",
+        again.events
+    );
+    for pid in old_pids {
+        assert!(!alive(pid), "the orphan's process {pid} survived");
+    }
+    assert_ne!(again.handle.shim_pid, lost.handle.shim_pid);
+    assert_eq!(
+        driver.recover(&again.handle).unwrap(),
+        wren_runtimes::Recovered::Running
+    );
+    block_on(driver.stop(&again.handle, "SIGKILL", Duration::ZERO)).unwrap();
+    driver.destroy(&again.handle).unwrap();
 }

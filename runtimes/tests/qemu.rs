@@ -152,7 +152,10 @@ fn qemu_graceful_shutdown_powers_off_a_guest_that_stays_up() {
     ]);
     spec.resources.memory_mb = 128;
     let started = driver.start(&spec).unwrap();
-    assert!(started.handle.qmp_socket.is_some());
+    // The monitor lives in the root-only state directory, not where the
+    // task could replace it.
+    let socket = started.handle.qmp_socket.clone().expect("a monitor socket");
+    assert!(socket.starts_with(&started.handle.state_dir), "{socket}");
     let log = stdout_log(&spec);
     wait_for_text(&log, "WREN-VM-READY", Duration::from_secs(180));
     let kill_timeout = Duration::from_secs(120);

@@ -139,6 +139,48 @@ impl Hierarchies {
         }
     }
 
+    /// The cgroup `<parent>/<name>` in every hierarchy it could have been
+    /// created in, whether it exists or not (to clean up after a task the
+    /// agent lost track of).
+    pub fn existing(&self, parent: &str, name: &str) -> Result<TaskCgroup, CgroupError> {
+        check_name(parent)?;
+        check_name(name)?;
+        let dirs = match self.version() {
+            Some(Version::V2) => {
+                let root = self.v2.as_ref().ok_or(CgroupError::NoHierarchy)?;
+                vec![root.join(parent).join(name)]
+            }
+            Some(Version::V1) => {
+                let mounts: BTreeSet<&PathBuf> = self.v1.values().collect();
+                mounts
+                    .into_iter()
+                    .map(|m| m.join(parent).join(name))
+                    .collect()
+            }
+            None => return Err(CgroupError::NoHierarchy),
+        };
+        let version = self.version().ok_or(CgroupError::NoHierarchy)?;
+        let dirs = dirs
+            .into_iter()
+            .map(|d| {
+                let controllers = match version {
+                    Version::V2 => Vec::new(),
+                    Version::V1 => self
+                        .v1
+                        .iter()
+                        .filter(|(_, m)| d.starts_with(m))
+                        .map(|(c, _)| c.clone())
+                        .collect(),
+                };
+                CgroupDir {
+                    path: d.to_string_lossy().into_owned(),
+                    controllers,
+                }
+            })
+            .collect();
+        Ok(TaskCgroup { version, dirs })
+    }
+
     /// Creates the cgroup `<parent>/<name>` with `limits` in every
     /// hierarchy the task uses. A limit whose controller is missing is
     /// skipped (the caller's policy decided that is acceptable). On error,

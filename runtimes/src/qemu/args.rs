@@ -36,9 +36,6 @@ const KEYS: &[&str] = &[
     "drive_interface",
 ];
 
-/// The monitor socket's name in the task dir.
-pub const MONITOR_SOCKET: &str = "qemu-monitor.sock";
-
 /// What the client allows qemu tasks (from the client config).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QemuOptions {
@@ -320,9 +317,11 @@ pub fn argv(
     }
     push(&["-netdev", &netdev, "-device", "virtio-net,netdev=user.0"]);
     if cfg.graceful_shutdown {
-        // Relative to the task dir, qemu's working directory: the absolute
-        // path may be longer than a unix socket path can be.
-        push(&["-qmp", &format!("unix:{MONITOR_SOCKET},server=on,wait=off")]);
+        // The shim hands qemu the monitor socket, already listening, as fd
+        // 3: it lives in the task's root-only state directory, where the
+        // task can neither replace it nor point it at another socket.
+        push(&["-chardev", "socket,id=wren-qmp,fd=3,server=on,wait=off"]);
+        push(&["-mon", "chardev=wren-qmp,mode=control"]);
     }
     a.extend(cfg.args.iter().cloned());
     Ok(a)
@@ -404,7 +403,7 @@ mod tests {
             "{a}"
         );
         assert!(
-            a.contains("-qmp unix:qemu-monitor.sock,server=on,wait=off"),
+            a.contains("-chardev socket,id=wren-qmp,fd=3,server=on,wait=off -mon chardev=wren-qmp,mode=control"),
             "{a}"
         );
         assert!(!a.contains("-machine"), "{a}");

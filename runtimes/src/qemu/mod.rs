@@ -186,15 +186,6 @@ impl Driver for QemuDriver {
                 },
             },
         )?;
-        let qmp_socket = cfg.graceful_shutdown.then(|| {
-            spec.task_dir
-                .join(args::MONITOR_SOCKET)
-                .to_string_lossy()
-                .into_owned()
-        });
-        if let Some(s) = &qmp_socket {
-            let _ = std::fs::remove_file(s);
-        }
         self.rt.launch(
             "qemu",
             spec,
@@ -206,7 +197,7 @@ impl Driver for QemuDriver {
                 limits: isolated.limits,
                 pid_ns: isolated.pid_ns,
                 uid_lease: isolated.uid_lease,
-                qmp_socket,
+                monitor: cfg.graceful_shutdown,
                 events: isolated.events,
             },
         )

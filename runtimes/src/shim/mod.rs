@@ -240,7 +240,11 @@ impl Shim {
 
         let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| errno("pipe", e))?;
-        let mut plan = ChildPlan::prepare(&spec.launch.sandbox, report_w)
+        let pass = match &spec.launch.listen {
+            Some(path) => Some((listen(&state_dir, path)?, spec::LISTEN_FD)),
+            None => None,
+        };
+        let mut plan = ChildPlan::prepare(&spec.launch.sandbox, pass, report_w)
             .map_err(|e| (e.to_string(), None))?;
         let steps: Vec<String> = plan.steps().iter().map(|s| s.describe()).collect();
         let launch = &spec.launch;
@@ -447,6 +451,35 @@ impl Shim {
             }
         }
     }
+}
+
+/// Binds the unix socket `path` (in `state_dir`) for the task, owner-only.
+/// Binds by a relative name from inside the directory: a unix socket path
+/// is limited to 107 bytes, a state directory path is not.
+fn listen(state_dir: &Path, path: &str) -> Result<OwnedFd, StartError> {
+    let path = Path::new(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err((format!("bad socket path {}", path.display()), None));
+    };
+    let io = |what: String, e: std::io::Error| {
+        (
+            format!("{what}: {e}"),
+            e.raw_os_error().map(Errno::from_raw),
+        )
+    };
+    if dir != state_dir {
+        return Err((
+            format!("socket {} is outside the state directory", path.display()),
+            None,
+        ));
+    }
+    let _ = std::fs::remove_file(path);
+    std::env::set_current_dir(dir).map_err(|e| io(format!("chdir {}", dir.display()), e))?;
+    let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+    let bound = std::os::unix::net::UnixListener::bind(name);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| io(format!("bind {}", path.display()), e))?;
+    Ok(listener.into())
 }
 
 /// Why an exit status could not be written or read.

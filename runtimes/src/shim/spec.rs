@@ -67,7 +67,15 @@ pub(crate) struct Launch {
     /// How to confine it.
     #[n(3)]
     pub sandbox: Sandbox,
+    /// A unix socket the shim creates (root's, in the state directory)
+    /// and hands to the task listening, as fd 3: qemu's monitor, which the
+    /// task can then neither move nor replace.
+    #[n(4)]
+    pub listen: Option<String>,
 }
+
+/// The fd a [`Launch::listen`] socket has in the task.
+pub(crate) const LISTEN_FD: i32 = 3;
 
 /// The confinement applied in the child between fork and exec, in this
 /// order: join cgroups, unshare, mounts, rlimits, user, no_new_privs,
