@@ -13,7 +13,8 @@ use wren_model::TaskEvent;
 
 use crate::cgroup::{DeviceRule, Limits};
 use crate::driver::{DriverError, TaskSpec, event};
-use crate::landlock::{self, DEVICE, READ_EXEC, READ_ONLY, READ_WRITE};
+use crate::landlock;
+use crate::policy::Access;
 use crate::policy::{Layer, OnMissing};
 use crate::runtime::{Runtime, set_mode};
 use crate::shim::spec::{
@@ -212,9 +213,9 @@ fn build(
             abi,
             rules: Vec::new(),
         };
-        let mut allow = |path: &Path, rights: u64| {
+        let mut allow = |path: &Path, access: Access| {
             let is_dir = path.is_dir();
-            let rights = landlock::rule_rights(rights, abi, is_dir);
+            let rights = landlock::rule_rights(landlock::rights(access), abi, is_dir);
             if rights != 0 && path.exists() {
                 ll.rules.push(LandlockRule {
                     path: path.to_string_lossy().into_owned(),
@@ -223,16 +224,15 @@ fn build(
             }
         };
         for p in &policy.read_only_paths {
-            allow(p, READ_EXEC);
+            allow(p, Access::ReadExec);
         }
-        allow(Path::new("/proc"), READ_ONLY);
-        allow(&task_dir, READ_WRITE);
-        let shared = spec.alloc_dir.join("alloc");
-        allow(&shared.join("data"), READ_WRITE);
-        allow(&shared.join("tmp"), READ_WRITE);
-        allow(&shared.join("logs"), READ_ONLY);
+        allow(Path::new(crate::policy::PROC.0), crate::policy::PROC.1);
+        allow(&task_dir, Access::ReadWrite);
+        for (dir, access, _) in crate::policy::ALLOC_SHARED {
+            allow(&spec.alloc_dir.join(dir), *access);
+        }
         for f in &req.read_only_files {
-            allow(f, READ_ONLY);
+            allow(f, Access::Read);
         }
         ll
     });
@@ -243,19 +243,19 @@ fn build(
         for n in &nodes {
             ll.rules.push(LandlockRule {
                 path: n.path.clone(),
-                rights: landlock::rule_rights(DEVICE, ll.abi, false),
+                rights: landlock::rule_rights(landlock::rights(Access::Device), ll.abi, false),
             });
         }
         if mount_ns {
             ll.rules.push(LandlockRule {
                 path: "/dev/shm".into(),
-                rights: landlock::rule_rights(READ_WRITE, ll.abi, true),
+                rights: landlock::rule_rights(landlock::rights(Access::ReadWrite), ll.abi, true),
             });
         }
         if bind_tmp {
             ll.rules.push(LandlockRule {
                 path: "/tmp".into(),
-                rights: landlock::rule_rights(READ_WRITE, ll.abi, true),
+                rights: landlock::rule_rights(landlock::rights(Access::ReadWrite), ll.abi, true),
             });
         }
         check_executable(&program, &policy.read_only_paths, &task_dir)
@@ -294,8 +294,8 @@ fn build(
             },
             Rlimit {
                 resource: RlimitKind::Core,
-                soft: 0,
-                hard: 0,
+                soft: crate::policy::CORE_LIMIT,
+                hard: crate::policy::CORE_LIMIT,
             },
         ],
         work_dir: work_dir.to_string_lossy().into_owned(),
@@ -377,11 +377,10 @@ fn prepare_dirs(spec: &TaskSpec, user: &users::TaskUser) -> Result<(), DriverErr
     };
     let task_dir = &spec.task_dir;
     mkdir(&task_dir.join("tmp"))?;
-    let shared = spec.alloc_dir.join("alloc");
-    for (dir, mode) in [("data", 0o1777), ("tmp", 0o1777), ("logs", 0o755)] {
-        let p = shared.join(dir);
+    for (dir, _, mode) in crate::policy::ALLOC_SHARED {
+        let p = spec.alloc_dir.join(dir);
         mkdir(&p)?;
-        set_mode(&p, mode)?;
+        set_mode(&p, *mode)?;
     }
     chown_tree(task_dir, user.uid, user.gid)?;
     set_mode(task_dir, 0o700)?;

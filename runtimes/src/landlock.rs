@@ -1,7 +1,7 @@
 //! Landlock, spoken directly: the ABI probe, the access rights of each ABI
 //! version, and the masks a rule may carry. The ruleset itself is built
-//! and enforced in the forked child (see [`crate::sandbox`]), with the
-//! raw system calls in [`crate::sys`], because its rules name paths that
+//! and enforced in the forked child (see the `sandbox` module), with the
+//! raw system calls in the `sys` module, because its rules name paths that
 //! only exist inside the task's mount namespace (its private `/dev`).
 //!
 //! Enforcement is best effort *and reported*: rights the running kernel
@@ -120,6 +120,17 @@ pub const READ_WRITE: u64 = !(fs::MAKE_CHAR | fs::MAKE_BLOCK) & ((fs::IOCTL_DEV 
 
 /// Rights for a device node: open for reading and writing, ioctl.
 pub const DEVICE: u64 = fs::READ_FILE | fs::WRITE_FILE | fs::IOCTL_DEV;
+
+/// The rights of a policy [`Access`](crate::policy::Access).
+pub fn rights(access: crate::policy::Access) -> u64 {
+    use crate::policy::Access;
+    match access {
+        Access::ReadExec => READ_EXEC,
+        Access::Read => READ_ONLY,
+        Access::ReadWrite => READ_WRITE,
+        Access::Device => DEVICE,
+    }
+}
 
 /// Clamps `rights` to what `abi` handles and to what a rule on a file (as
 /// opposed to a directory) may carry; the kernel rejects anything else.

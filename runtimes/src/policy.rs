@@ -83,6 +83,40 @@ pub const SYSTEM_READ_ONLY: &[&str] = &[
     "/run/systemd/resolve",
 ];
 
+/// How a task may use a path; [`crate::landlock::rights`] turns it into
+/// Landlock access rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and execute (system paths).
+    ReadExec,
+    /// Read, nothing else.
+    Read,
+    /// Everything but creating device nodes (its own directories).
+    ReadWrite,
+    /// Open a device node for reading and writing, and ioctl it.
+    Device,
+}
+
+/// `/proc` (the task's private one): readable, not writable or executable.
+pub const PROC: (&str, Access) = ("/proc", Access::Read);
+
+/// The allocation's shared directories (relative to the allocation
+/// directory) every task of it may use, with their mode on disk. A task's
+/// own directory is [`Access::ReadWrite`], mode `0700` and owned by its
+/// user; nothing else under the allocation directory — in particular not
+/// the other tasks' directories — is in its ruleset. `alloc/logs` is
+/// read-only: only the shims write logs, so a task cannot forge or
+/// truncate a sibling's.
+pub const ALLOC_SHARED: &[(&str, Access, u32)] = &[
+    ("alloc/data", Access::ReadWrite, 0o1777),
+    ("alloc/tmp", Access::ReadWrite, 0o1777),
+    ("alloc/logs", Access::Read, 0o755),
+];
+
+/// `RLIMIT_CORE`: no core dumps, which would fill a small board's disk
+/// (and can hold secrets).
+pub const CORE_LIMIT: u64 = 0;
+
 /// Device nodes every task gets, with the usual modes: harmless sinks and
 /// sources. Anything else must be granted (`devices` in the task).
 pub const DEFAULT_DEVICES: &[&str] = &[

@@ -4,7 +4,7 @@
 //! Paths come from a parsed `/proc/self/mountinfo` (or are handed in), so
 //! tests point everything at a temporary directory. The processes join the
 //! cgroup themselves, in the forked child before `exec` (see
-//! [`crate::sandbox`]); this module never moves a process.
+//! the `sandbox` module); this module never moves a process.
 
 mod bpf;
 mod fsio;

@@ -2,12 +2,12 @@
 //! the `wren-task-shim` test program), one small process per task that
 //! outlives the agent.
 //!
-//! It starts in two stages. The first stage reads a [`spec::ShimSpec`]
+//! It starts in two stages. The first stage reads a task spec (CBOR)
 //! from stdin, leaves the agent's session, creates the task's PID
 //! namespace (when asked) and forks; it reports the fork and exits, so the
 //! shim is nobody's child but init's (or a subreaper's) and the agent never
 //! has to reap it. The second stage — the shim proper, PID 1 of the task's
-//! namespace — forks the task through the sandbox ([`crate::sandbox`]),
+//! namespace — forks the task through the sandbox (the `sandbox` module),
 //! reports that it was executed, and then, until the task is gone:
 //!
 //! - copies the task's stdout and stderr pipes into rotated log files,
