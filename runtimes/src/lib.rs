@@ -17,6 +17,11 @@
 //! statuses therefore survive an agent restart, and a new agent finds them
 //! again from the serializable [`TaskHandle`].
 //!
+//! Shims are detached from the agent (their own session, re-parented to
+//! init), but they inherit the agent's cgroups: under systemd the agent's
+//! unit needs `KillMode=process` (as Nomad's does), or a restart of the
+//! agent kills every shim and task with it.
+//!
 //! Deliberately not here: restart policies, the alloc directory layout
 //! beyond what a task needs, artifact downloads, networking (tasks share
 //! the host network) and any executor — `wait` and `stop` are futures for
