@@ -76,21 +76,30 @@ impl Runtime {
         self.config.state_dir.join("uids")
     }
 
-    /// `<alloc>.<task>`, safe as a file and cgroup name.
+    /// `<alloc>.<task>`, safe as a file and cgroup name and distinct for
+    /// distinct tasks: bytes other than `[A-Za-z0-9_-]` are escaped as
+    /// `%HH` (so `.` only ever separates), and an over-long key keeps its
+    /// start and a hash of the whole.
     pub(crate) fn task_key(spec: &TaskSpec) -> String {
-        let clean = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .take(100)
-                .collect()
+        let escape = |s: &str| -> String {
+            let mut out = String::with_capacity(s.len());
+            for b in s.bytes() {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out
         };
-        format!("{}.{}", clean(&spec.alloc_id), clean(&spec.task.name))
+        let key = format!("{}.{}", escape(&spec.alloc_id), escape(&spec.task.name));
+        if key.len() <= 180 {
+            return key;
+        }
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{}~{hash:016x}", key.get(..150).unwrap_or(&key))
     }
 
     /// Creates the state directory and cgroup, starts the shim and builds
@@ -101,6 +110,18 @@ impl Runtime {
         spec: &TaskSpec,
         plan: LaunchPlan,
     ) -> Result<Started, DriverError> {
+        let name = &spec.task.name;
+        if name.is_empty()
+            || name.contains('/')
+            || name.contains('\0')
+            || name == "."
+            || name == ".."
+        {
+            return Err(DriverError::Setup {
+                task: name.clone(),
+                message: "a task name must not be empty, . or .., nor contain / or nul".to_owned(),
+            });
+        }
         let key = Runtime::task_key(spec);
         let state_dir = self.config.state_dir.join("tasks").join(&key);
         let mut cleanup = Cleanup {
@@ -285,4 +306,29 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), DriverError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(alloc: &str, task: &str) -> String {
+        let mut spec = TaskSpec {
+            alloc_id: alloc.to_owned(),
+            ..TaskSpec::default()
+        };
+        spec.task.name = task.to_owned();
+        Runtime::task_key(&spec)
+    }
+
+    #[test]
+    fn task_keys_are_safe_and_distinct() {
+        assert_eq!(key("5f0c-1", "web"), "5f0c-1.web");
+        assert_ne!(key("x", "a.b"), key("x", "a_b"));
+        assert_ne!(key("x.y", "z"), key("x", "y.z"));
+        assert_eq!(key("a", "../../etc"), "a.%2E%2E%2F%2E%2E%2Fetc");
+        let long = key(&"a".repeat(300), "t");
+        assert!(long.len() < 200 && !long.contains('/'), "{long}");
+        assert_ne!(long, key(&"a".repeat(301), "t"));
+    }
 }

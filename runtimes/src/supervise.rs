@@ -147,12 +147,17 @@ fn read_until_eof(fd: OwnedFd, deadline: Instant) -> Result<Vec<u8>, String> {
 }
 
 /// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat`
-/// field 22), or `None` if there is no such process.
+/// field 22), or `None` if there is no such process — or only its zombie
+/// (a shim re-parented to an init that does not reap is still gone).
 pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether the handle's shim is still alive (same pid, same start time).
@@ -359,4 +364,27 @@ pub(crate) fn destroy(handle: &TaskHandle) -> Result<(), DriverError> {
         crate::users::release(Path::new(lease));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_ticks_of_this_process_and_of_none() {
+        let me = std::process::id() as i32;
+        let ticks = start_ticks(me).expect("our own stat");
+        assert!(ticks > 0);
+        assert_eq!(start_ticks(me), Some(ticks));
+        assert_eq!(start_ticks(i32::MAX), None);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("term").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("SIGWHAT").is_err());
+        assert!(parse_signal("99").is_err());
+    }
 }
