@@ -435,3 +435,40 @@ fn starting_a_task_the_agent_lost_track_of_kills_the_orphan_first() {
     block_on(driver.stop(&again.handle, "SIGKILL", Duration::ZERO)).unwrap();
     driver.destroy(&again.handle).unwrap();
 }
+
+#[test]
+fn a_killed_shim_takes_its_task_along_and_the_task_is_reported_lost() {
+    // The shim is PID 1 of the task's namespace: if it is killed, the
+    // kernel kills the task too, and nothing pretends to know its exit.
+    let Some(caps) = isolation_caps() else { return };
+    let tmp = TempDir::new("lost");
+    let driver = ExecDriver::new(runtime(&tmp.0, caps));
+    let spec = spec(
+        &tmp.0,
+        &alloc_id("lost"),
+        "lost",
+        "exec",
+        probe(&["sleep"], &[]),
+    );
+    let run = driver.start(&spec).unwrap();
+    let pids = run.handle.cgroup.pids().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.handle.shim_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until(
+        "the task to die with its shim",
+        Duration::from_secs(10),
+        || pids.iter().all(|p| !alive(*p)),
+    );
+    assert!(matches!(
+        driver.recover(&run.handle).unwrap(),
+        wren_runtimes::Recovered::Lost { .. }
+    ));
+    assert!(matches!(
+        block_on(driver.wait(&run.handle)),
+        Err(DriverError::Lost { .. })
+    ));
+    driver.destroy(&run.handle).unwrap();
+}
