@@ -69,7 +69,7 @@ pub(crate) enum Step {
         path: CString,
         kind: SFlag,
         mode: Mode,
-        dev: libc::dev_t,
+        dev: nix::libc::dev_t,
     },
     /// symlink(2).
     Symlink { target: CString, link: CString },

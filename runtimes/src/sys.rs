@@ -47,11 +47,11 @@ pub(crate) fn landlock_abi_version() -> Result<u32, Errno> {
         LANDLOCK_CREATE_RULESET_VERSION,
     );
     // SAFETY: with a null attr, size 0 and the VERSION flag the kernel reads no memory.
-    let r = unsafe { libc::syscall(nr, null, 0usize, flags) };
+    let r = unsafe { nix::libc::syscall(nr, null, 0usize, flags) };
     Errno::result(r).map(|v| v as u32)
 }
 
-const CREATE_RULESET: libc::c_long = libc::SYS_landlock_create_ruleset;
+const CREATE_RULESET: nix::libc::c_long = nix::libc::SYS_landlock_create_ruleset;
 
 /// Creates a ruleset; the raw fd is returned so that a forked child can use
 /// it without an owning wrapper. Async-signal-safe.
@@ -61,7 +61,7 @@ pub(crate) fn landlock_create_ruleset(attr: &LandlockRulesetAttr) -> Result<RawF
         size_of::<LandlockRulesetAttr>(),
     );
     // SAFETY: attr is a valid, initialized struct of the size passed.
-    let r = unsafe { libc::syscall(CREATE_RULESET, ptr, size, 0u32) };
+    let r = unsafe { nix::libc::syscall(CREATE_RULESET, ptr, size, 0u32) };
     Errno::result(r).map(|fd| fd as RawFd)
 }
 
@@ -76,11 +76,11 @@ pub(crate) fn landlock_add_path_rule(
         parent_fd: parent,
     };
     let (nr, ptr) = (
-        libc::SYS_landlock_add_rule,
+        nix::libc::SYS_landlock_add_rule,
         &attr as *const LandlockPathBeneathAttr,
     );
     // SAFETY: attr lives on this stack frame for the duration of the call.
-    let r = unsafe { libc::syscall(nr, ruleset, LANDLOCK_RULE_PATH_BENEATH, ptr, 0u32) };
+    let r = unsafe { nix::libc::syscall(nr, ruleset, LANDLOCK_RULE_PATH_BENEATH, ptr, 0u32) };
     Errno::result(r).map(drop)
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn landlock_add_path_rule(
 /// Async-signal-safe.
 pub(crate) fn landlock_restrict_self(ruleset: RawFd) -> Result<(), Errno> {
     // SAFETY: passes only integers; the kernel validates the fd.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_landlock_restrict_self, ruleset, 0u32) };
     Errno::result(r).map(drop)
 }
 
@@ -96,20 +96,20 @@ pub(crate) fn landlock_restrict_self(ruleset: RawFd) -> Result<(), Errno> {
 /// Landlock rule. Async-signal-safe.
 pub(crate) fn open_path_raw(path: &CStr) -> Result<RawFd, Errno> {
     // SAFETY: path is a valid NUL-terminated string.
-    let r = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    let r = unsafe { nix::libc::open(path.as_ptr(), nix::libc::O_PATH | nix::libc::O_CLOEXEC) };
     Errno::result(r)
 }
 
 /// Closes a raw fd obtained from the functions above. Async-signal-safe.
 pub(crate) fn close_raw(fd: RawFd) {
     // SAFETY: the caller owns fd and does not use it afterwards.
-    let _ = unsafe { libc::close(fd) };
+    let _ = unsafe { nix::libc::close(fd) };
 }
 
 /// A pidfd for any process (not only children), Linux 5.3 and later.
 pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: passes only integers.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0u32) };
     let fd = Errno::result(r)? as RawFd;
     // SAFETY: the kernel just returned this fd and nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -117,18 +117,18 @@ pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
 
 /// bpf(2) for a command that returns nothing; `attr` is the command's
 /// `union bpf_attr` member, a `repr(C)` struct of this crate.
-pub(crate) fn bpf<T>(cmd: libc::c_int, attr: &T) -> Result<(), Errno> {
+pub(crate) fn bpf<T>(cmd: nix::libc::c_int, attr: &T) -> Result<(), Errno> {
     let (ptr, size) = (attr as *const T, size_of::<T>());
     // SAFETY: attr points to a live, initialized struct of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, ptr, size) };
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_bpf, cmd, ptr, size) };
     Errno::result(r).map(drop)
 }
 
 /// bpf(2) for a command that returns a new file descriptor.
-pub(crate) fn bpf_fd<T>(cmd: libc::c_int, attr: &T) -> Result<OwnedFd, Errno> {
+pub(crate) fn bpf_fd<T>(cmd: nix::libc::c_int, attr: &T) -> Result<OwnedFd, Errno> {
     let (ptr, size) = (attr as *const T, size_of::<T>());
     // SAFETY: attr points to a live, initialized struct of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, ptr, size) };
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_bpf, cmd, ptr, size) };
     let fd = Errno::result(r)? as RawFd;
     // SAFETY: the kernel just returned this fd and nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -138,7 +138,7 @@ pub(crate) fn bpf_fd<T>(cmd: libc::c_int, attr: &T) -> Result<OwnedFd, Errno> {
 /// Async-signal-safe.
 pub(crate) fn dup2_raw(from: RawFd, to: RawFd) -> Result<(), Errno> {
     // SAFETY: only integers; the caller owns `from`, and `to` is replaced by design.
-    let r = unsafe { libc::dup2(from, to) };
+    let r = unsafe { nix::libc::dup2(from, to) };
     Errno::result(r).map(drop)
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn fork() -> Result<nix::unistd::ForkResult, Errno> {
 /// PID 1 of a namespace, where unhandled signals are discarded).
 pub(crate) fn set_handler(
     signal: nix::sys::signal::Signal,
-    handler: extern "C" fn(libc::c_int),
+    handler: extern "C" fn(nix::libc::c_int),
 ) -> Result<(), Errno> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
     let action = SigAction::new(
@@ -169,10 +169,10 @@ pub(crate) fn set_handler(
 /// Restores the default disposition of signal number `signal` (real-time
 /// ones included, which `nix::sys::signal::Signal` cannot name).
 /// Async-signal-safe.
-pub(crate) fn set_default(signal: libc::c_int) -> Result<(), Errno> {
+pub(crate) fn set_default(signal: nix::libc::c_int) -> Result<(), Errno> {
     // SAFETY: SIG_DFL installs no handler code at all.
-    let previous = unsafe { libc::signal(signal, libc::SIG_DFL) };
-    if previous == libc::SIG_ERR {
+    let previous = unsafe { nix::libc::signal(signal, nix::libc::SIG_DFL) };
+    if previous == nix::libc::SIG_ERR {
         Err(Errno::last())
     } else {
         Ok(())

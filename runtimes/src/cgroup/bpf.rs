@@ -21,8 +21,8 @@ use std::path::Path;
 use super::DeviceRule;
 use super::fsio::CgroupError;
 
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_LOAD: nix::libc::c_int = 5;
+const BPF_PROG_ATTACH: nix::libc::c_int = 8;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 /// Coexist with programs a service manager attached higher up.

@@ -70,7 +70,7 @@ const SIGNALS: &[Signal] = &[
     Signal::SIGUSR2,
 ];
 
-extern "C" fn noop(_: libc::c_int) {}
+extern "C" fn noop(_: nix::libc::c_int) {}
 
 /// The shim's entry point: `wren shim` dispatches here before parsing
 /// its own arguments. Takes the arguments after `shim` (there are none).
