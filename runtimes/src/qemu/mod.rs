@@ -242,6 +242,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn image_formats_by_magic() {
+        let dir = std::env::temp_dir().join(format!("wren-qemu-img-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let qcow = dir.join("a.img");
+        std::fs::write(&qcow, b"QFI\xfb\x00\x00\x00\x03rest").unwrap();
+        let raw = dir.join("b.qcow2");
+        std::fs::write(&raw, [0u8; 512]).unwrap();
+        let tiny = dir.join("c");
+        std::fs::write(&tiny, b"QF").unwrap();
+        assert_eq!(image_format(&qcow), Ok("qcow2"));
+        assert_eq!(image_format(&raw), Ok("raw"), "the name does not decide");
+        assert_eq!(image_format(&tiny), Ok("raw"));
+        assert!(image_format(&dir.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn versions() {
         assert_eq!(
             parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)\n").as_deref(),
