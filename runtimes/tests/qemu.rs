@@ -30,7 +30,9 @@ fn test_vm() -> Option<PathBuf> {
             std::env::consts::ARCH
         ));
     }
-    if QemuDriver::new(runtime_for_probe(), QemuOptions::default())
+    let probe_root = TempDir::new("qemu-probe");
+    let probe_rt = runtime(&probe_root.0, wren_runtimes::host::HostCaps::detect());
+    if QemuDriver::new(probe_rt, QemuOptions::default())
         .fingerprint()
         .attributes
         .get("version")
@@ -55,12 +57,6 @@ fn test_vm() -> Option<PathBuf> {
         .unwrap_or_default()
         .to_owned();
     Some(PathBuf::from(dir))
-}
-
-fn runtime_for_probe() -> std::sync::Arc<wren_runtimes::Runtime> {
-    static PROBE_ROOT: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    let root = PROBE_ROOT.get_or_init(|| TempDir::new("qemu-probe"));
-    runtime(&root.0, wren_runtimes::host::HostCaps::detect())
 }
 
 fn copy_readable(from: &Path, to: &Path) {

@@ -72,17 +72,33 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Also kills and removes the cgroup of every task started under this
+    /// directory (its runtime's state dir names them), so a test that
+    /// panics half way leaves no task running behind it.
     fn drop(&mut self) {
+        if let Ok(tasks) = std::fs::read_dir(self.0.join("state/tasks"))
+            && let Ok(h) = wren_runtimes::cgroup::Hierarchies::detect()
+        {
+            for task in tasks.flatten() {
+                let key = task.file_name().to_string_lossy().into_owned();
+                if let Ok(cg) = h.existing(CGROUP_PARENT, &key) {
+                    let _ = cg.destroy(Duration::from_secs(5));
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The cgroup parent of every test task.
+pub const CGROUP_PARENT: &str = "wren-test";
 
 /// A runtime whose state lives under `root`.
 pub fn runtime(root: &Path, caps: HostCaps) -> Arc<Runtime> {
     let config = RuntimeConfig {
         shim: vec![SHIM.into()],
         state_dir: root.join("state"),
-        cgroup_parent: "wren-test".to_owned(),
+        cgroup_parent: CGROUP_PARENT.to_owned(),
         policy: Default::default(),
     };
     Runtime::with_caps(config, caps).unwrap()
