@@ -1,1 +1,74 @@
-//! placeholder
+//! Task drivers: how a wren client runs, watches, signals, stops and
+//! re-attaches to tasks.
+//!
+//! - [`exec::ExecDriver`] runs a program confined by a cgroup (cpu, memory,
+//!   pids, devices; v1 and v2), Landlock, private PID/IPC/mount namespaces
+//!   with a private `/dev` and `/proc`, an unprivileged user, no_new_privs
+//!   and rlimits. What the node cannot provide is decided by the
+//!   [`policy`] — refuse, or run and report — never dropped silently.
+//! - [`raw_exec::RawExecDriver`] runs a program unconfined (off unless
+//!   enabled), still in a cgroup for accounting and whole-tree kill.
+//! - [`qemu::QemuDriver`] runs a virtual machine, its serial console in the
+//!   task log, with graceful shutdown over QMP.
+//!
+//! Every task gets one small [`shim`] process (the `wren` binary
+//! re-executed as `wren shim`) that holds its output pipes, writes the
+//! rotated logs, and records its exit status; tasks, logs and exit
+//! statuses therefore survive an agent restart, and a new agent finds them
+//! again from the serializable [`TaskHandle`].
+//!
+//! Shims are detached from the agent (their own session, re-parented to
+//! init), but they inherit the agent's cgroups: under systemd the agent's
+//! unit needs `KillMode=process` (as Nomad's does), or a restart of the
+//! agent kills every shim and task with it.
+//!
+//! Deliberately not here: restart policies, the alloc directory layout
+//! beyond what a task needs, artifact downloads, networking (tasks share
+//! the host network) and any executor — `wait` and `stop` are futures for
+//! the agent's one executor, everything else returns promptly.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cgroup;
+mod config;
+pub mod driver;
+pub mod exec;
+pub mod host;
+mod isolation;
+pub mod landlock;
+pub mod logs;
+pub mod policy;
+pub mod qemu;
+pub mod raw_exec;
+pub mod runtime;
+mod sandbox;
+pub mod shim;
+mod supervise;
+mod sys;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use driver::{
+    BoxFuture, ConfigError, Driver, DriverError, ExitResult, Recovered, Started, TaskHandle,
+    TaskSpec, TaskStats,
+};
+pub use runtime::{Runtime, RuntimeConfig};
+
+/// The drivers of a client, by name.
+pub type Drivers = BTreeMap<&'static str, Box<dyn Driver>>;
+
+/// Builds the three drivers on one runtime: `exec`, `raw_exec` (enabled or
+/// not) and `qemu`.
+pub fn drivers(rt: &Arc<Runtime>, raw_exec_enabled: bool, qemu: qemu::QemuOptions) -> Drivers {
+    let mut d: Drivers = BTreeMap::new();
+    d.insert("exec", Box::new(exec::ExecDriver::new(rt.clone())));
+    d.insert(
+        "raw_exec",
+        Box::new(raw_exec::RawExecDriver::new(rt.clone(), raw_exec_enabled)),
+    );
+    d.insert("qemu", Box::new(qemu::QemuDriver::new(rt.clone(), qemu)));
+    d
+}
