@@ -153,7 +153,7 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(None) => Err(JoinError::Cancelled),
             Poll::Ready(Some(Ok(value))) => Ok(value),
-            Poll::Ready(Some(Err(panic))) => Err(JoinError::Panicked(panic_message(&panic))),
+            Poll::Ready(Some(Err(panic))) => Err(JoinError::Panicked(panic_message(&*panic))),
         };
         self.task = None;
         Poll::Ready(out)
