@@ -278,14 +278,20 @@ impl AsyncRuntime for SmolRuntime {
         Sleep(Timer::at(deadline))
     }
 
-    fn timeout<R, F: Future<Output = R> + OptionalSend>(duration: Duration, future: F) -> Timeout<F> {
+    fn timeout<R, F: Future<Output = R> + OptionalSend>(
+        duration: Duration,
+        future: F,
+    ) -> Timeout<F> {
         Timeout {
             future: Box::pin(future),
             timer: Timer::after(duration),
         }
     }
 
-    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(deadline: Instant, future: F) -> Timeout<F> {
+    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
+        deadline: Instant,
+        future: F,
+    ) -> Timeout<F> {
         Timeout {
             future: Box::pin(future),
             timer: Timer::at(deadline),
@@ -355,7 +361,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    debug_assert!(false, "openraft spawned a task outside a wren-state context");
+    debug_assert!(
+        false,
+        "openraft spawned a task outside a wren-state context"
+    );
     let executor = Arc::new(Executor::new());
     let spawner = Spawner::new(executor.clone());
     let (done, finished) = smol::channel::bounded::<()>(1);
