@@ -29,7 +29,6 @@ mod watch;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -133,7 +132,7 @@ pub enum JoinError {
 /// Awaits a spawned task; dropping it detaches the task (as tokio does),
 /// it does not cancel it.
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<std::thread::Result<T>>>,
+    task: Option<async_task::FallibleTask<thread::Result<T>>>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -342,15 +341,6 @@ impl AsyncRuntime for SmolRuntime {
     {
         let executor = self.spawner.executor.clone();
         async_io::block_on(executor.run(self.spawner.enter(future)))
-    }
-
-    fn spawn_blocking<F, T>(f: F) -> impl Future<Output = Result<T, io::Error>> + Send
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let task = smol::unblock(f);
-        async move { Ok(task.await) }
     }
 }
 
