@@ -55,6 +55,18 @@ impl State {
         }
     }
 
+    /// Whether both states hold the same objects and table indexes,
+    /// whatever entries (blank, membership) were applied since.
+    pub fn same_tables(&self, other: &State) -> bool {
+        self.table_index == other.table_index
+            && self.jobs == other.jobs
+            && self.job_versions == other.job_versions
+            && self.nodes == other.nodes
+            && self.evals == other.evals
+            && self.allocs == other.allocs
+            && self.deployments == other.deployments
+    }
+
     // ---- jobs ----
 
     /// The current version of a job.

@@ -261,14 +261,6 @@ pub(crate) fn get_snapshot_meta(d: &mut Decoder<'_>) -> Result<SnapshotMeta, Cod
     })
 }
 
-pub(crate) fn put_u64_opt(e: &mut Enc, v: Option<u64>) -> EncResult {
-    match v {
-        Some(v) => e.u64(v)?,
-        None => e.null()?,
-    };
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

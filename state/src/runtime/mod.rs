@@ -31,7 +31,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -57,8 +57,10 @@ impl fmt::Debug for Spawner {
 }
 
 thread_local! {
-    /// The spawner of the task being polled on this thread, if any.
-    static CURRENT: RefCell<Option<Spawner>> = const { RefCell::new(None) };
+    /// The executor of the task being polled on this thread, if any.
+    /// Weak: tasks must not keep their own executor alive, or dropping the
+    /// executor would never cancel them.
+    static CURRENT: RefCell<Option<Weak<Executor<'static>>>> = const { RefCell::new(None) };
 }
 
 impl Spawner {
@@ -83,19 +85,21 @@ impl Spawner {
     /// Wraps `future` so that whatever it spawns lands on this spawner.
     pub(crate) fn enter<F: Future>(&self, future: F) -> InContext<F> {
         InContext {
-            spawner: self.clone(),
+            executor: Arc::downgrade(&self.executor),
             future: Box::pin(future),
         }
     }
 
     fn current() -> Option<Spawner> {
-        CURRENT.with(|c| c.borrow().clone())
+        let executor = CURRENT.with(|c| c.borrow().as_ref().and_then(Weak::upgrade))?;
+        Some(Spawner { executor })
     }
 }
 
-/// A future polled with a [`Spawner`] installed as the thread's context.
+/// A future polled with a [`Spawner`]'s executor installed as the thread's
+/// context.
 pub(crate) struct InContext<F> {
-    spawner: Spawner,
+    executor: Weak<Executor<'static>>,
     future: Pin<Box<F>>,
 }
 
@@ -103,13 +107,13 @@ impl<F: Future> Future for InContext<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _restore = Restore(CURRENT.with(|c| c.replace(Some(self.spawner.clone()))));
+        let _restore = Restore(CURRENT.with(|c| c.replace(Some(self.executor.clone()))));
         self.future.as_mut().poll(cx)
     }
 }
 
 /// Puts back the previous context when a poll ends, also by panic.
-struct Restore(Option<Spawner>);
+struct Restore(Option<Weak<Executor<'static>>>);
 
 impl Drop for Restore {
     fn drop(&mut self) {

@@ -97,7 +97,6 @@ type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 #[derive(Debug)]
 pub(crate) struct Disk {
     pub(crate) dir: PathBuf,
-    pub(crate) db: sled::Db,
     pub(crate) log: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) snapshot: sled::Tree,
@@ -168,7 +167,6 @@ impl Disk {
             })?;
         Ok(Disk {
             dir,
-            db,
             log,
             meta,
             snapshot,
