@@ -405,7 +405,6 @@ mod tests {
         let mut rt = SmolRuntime::new(1);
         let err = rt
             .block_on(async { SmolRuntime::spawn(async { panic!("boom") }).await })
-            .map(|()| ())
             .unwrap_err();
         assert!(SmolRuntime::is_panic(&err));
         assert!(err.to_string().contains("boom"));
