@@ -20,6 +20,8 @@ struct Net {
     cut: BTreeSet<(PeerId, PeerId)>,
     /// Directed links that delay every message (and its reply).
     delay: BTreeMap<(PeerId, PeerId), Duration>,
+    /// Largest request delivered, like a wire's frame limit.
+    max_message_bytes: Option<usize>,
 }
 
 /// The network: which nodes exist and which links work.
@@ -85,6 +87,12 @@ impl MemNet {
         self.with(|n| n.delay.insert((from, to), by));
     }
 
+    /// Refuses requests larger than `bytes`, as a wire with a frame limit
+    /// would.
+    pub fn limit_message_bytes(&self, bytes: usize) {
+        self.with(|n| n.max_message_bytes = Some(bytes));
+    }
+
     /// Restores every link and removes every delay.
     pub fn heal(&self) {
         self.with(|n| {
@@ -93,16 +101,33 @@ impl MemNet {
         });
     }
 
-    fn route(&self, from: PeerId, to: PeerId) -> Result<(StateNode, Option<Duration>), String> {
+    fn route(
+        &self,
+        from: PeerId,
+        to: PeerId,
+        len: usize,
+    ) -> Result<(StateNode, Option<Duration>), TransportError> {
         self.with(|n| {
+            if let Some(limit) = n.max_message_bytes.filter(|&limit| len > limit) {
+                return Err(TransportError::Failed {
+                    peer: to,
+                    addr: String::new(),
+                    reason: format!("message of {len} bytes is over the limit of {limit}"),
+                });
+            }
+            let unreachable = |reason: &str| TransportError::Unreachable {
+                peer: to,
+                addr: String::new(),
+                reason: reason.to_owned(),
+            };
             if n.cut.contains(&(from, to)) {
-                return Err("link is cut".to_owned());
+                return Err(unreachable("link is cut"));
             }
             let node = n
                 .nodes
                 .get(&to)
                 .cloned()
-                .ok_or_else(|| "no such node".to_owned())?;
+                .ok_or_else(|| unreachable("no such node"))?;
             Ok((node, n.delay.get(&(from, to)).copied()))
         })
     }
@@ -126,12 +151,7 @@ impl Transport for MemTransport {
         message: Vec<u8>,
     ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
         Box::pin(async move {
-            let unreachable = |reason: String| TransportError::Unreachable {
-                peer: to,
-                addr: addr.to_owned(),
-                reason,
-            };
-            let (node, delay) = self.net.route(self.from, to).map_err(unreachable)?;
+            let (node, delay) = self.net.route(self.from, to, message.len())?;
             if let Some(delay) = delay {
                 async_io::Timer::after(delay).await;
             }
@@ -141,7 +161,11 @@ impl Transport for MemTransport {
             }
             // A link cut while the message was in flight loses the reply.
             if !self.net.link_up(self.from, to) {
-                return Err(unreachable("link cut in flight".to_owned()));
+                return Err(TransportError::Unreachable {
+                    peer: to,
+                    addr: addr.to_owned(),
+                    reason: "link cut in flight".to_owned(),
+                });
             }
             Ok(reply)
         })

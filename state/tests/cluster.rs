@@ -274,3 +274,32 @@ fn voters_join_and_leave() {
     // Removing it again is a no-op.
     block_on(c.node(leader).remove_peer(4)).unwrap();
 }
+
+#[test]
+fn appends_are_split_to_fit_the_wire() {
+    let c = Cluster::with("split", 3, |config| {
+        config.max_message_bytes = 16 << 10;
+        config.snapshot_chunk_bytes = 8 << 10;
+    });
+    c.net.limit_message_bytes(20 << 10);
+    let leader = c.wait_leader(&c.ids);
+    let lagging = c.ids.iter().copied().find(|&id| id != leader).unwrap();
+    c.net.isolate(lagging);
+    let majority: Vec<u64> = c.ids.iter().copied().filter(|&id| id != lagging).collect();
+    let leader = c.wait_leader(&majority);
+    let mut last = 0;
+    for i in 0..40 {
+        // About 5 KB each: the follower's catch-up is ~200 KB of entries.
+        let mut command = register(&format!("job-{i}"));
+        if let wren_state::Command::RegisterJob(r) = &mut command {
+            r.job.meta.insert("padding".into(), "x".repeat(5000));
+        }
+        last = block_on(c.node(leader).write(command)).unwrap().index;
+    }
+    c.net.heal();
+    let states = c.wait_applied(&c.ids, last);
+    for s in &states {
+        assert_eq!(s.counts().jobs, 40);
+        assert!(s.same_tables(&states[0]));
+    }
+}

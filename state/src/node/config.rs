@@ -68,7 +68,9 @@ pub struct NodeConfig {
     pub id: PeerId,
     /// The address other servers reach this one at.
     pub addr: String,
-    /// The region: Raft refuses messages from another cluster name.
+    /// The region, as openraft's cluster name (in its logs). What keeps
+    /// regions apart on the wire is the agent's TLS: Raft messages are
+    /// accepted only from `server.<region>.wren` certificates.
     pub region: String,
     /// Where the log and snapshots live.
     pub data_dir: PathBuf,
@@ -89,6 +91,10 @@ pub struct NodeConfig {
     pub max_command_bytes: usize,
     /// Most log entries in one append message to a follower.
     pub max_entries_per_append: u64,
+    /// Largest Raft message handed to the [`Transport`](crate::Transport)
+    /// (the wire's frame limit): appends are split to fit. A single entry
+    /// larger than this (a restore, a huge plan) still travels alone.
+    pub max_message_bytes: usize,
 }
 
 impl NodeConfig {
@@ -107,6 +113,7 @@ impl NodeConfig {
             max_snapshot_bytes: 1 << 30,
             max_command_bytes: 16 << 20,
             max_entries_per_append: 256,
+            max_message_bytes: 1 << 20,
         }
     }
 

@@ -117,6 +117,7 @@ impl StateNode {
             id: config.id,
             transport,
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            max_message_bytes: config.max_message_bytes,
         };
         let raft = spawner
             .enter(Raft::new(config.id, raft_config, network, log, sm))

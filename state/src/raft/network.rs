@@ -12,11 +12,11 @@ use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend};
+use openraft::{BasicNode, EntryPayload, OptionalSend};
 use smol::future;
 
 use super::rpc::{self, RpcRequest, RpcResponse, SnapshotChunk};
-use super::{C, Snapshot, SnapshotData, Vote};
+use super::{C, Entry, Snapshot, SnapshotData, Vote};
 use crate::transport::{PeerId, Transport, TransportError};
 
 /// Makes a client per peer.
@@ -25,6 +25,7 @@ pub(crate) struct NetworkFactory {
     pub(crate) id: PeerId,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) snapshot_chunk_bytes: usize,
+    pub(crate) max_message_bytes: usize,
 }
 
 impl RaftNetworkFactory<C> for NetworkFactory {
@@ -37,6 +38,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
             addr: node.addr.clone(),
             transport: self.transport.clone(),
             snapshot_chunk_bytes: self.snapshot_chunk_bytes.max(1),
+            max_message_bytes: self.max_message_bytes.max(1),
         }
     }
 }
@@ -48,6 +50,38 @@ pub(crate) struct PeerClient {
     addr: String,
     transport: Arc<dyn Transport>,
     snapshot_chunk_bytes: usize,
+    max_message_bytes: usize,
+}
+
+/// An entry's encoded size, near enough to split appends by.
+fn entry_bytes(entry: &Entry) -> usize {
+    let payload = match &entry.payload {
+        EntryPayload::Blank => 0,
+        EntryPayload::Normal(request) => request.0.len(),
+        EntryPayload::Membership(m) => m.nodes().map(|(_, n)| n.addr.len() + 24).sum(),
+    };
+    payload + 48
+}
+
+/// Splits entries into runs whose encoded size stays under `limit` (an
+/// entry larger than `limit` forms a run of its own).
+fn split(entries: Vec<Entry>, limit: usize) -> Vec<Vec<Entry>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    let mut size = 0usize;
+    for entry in entries {
+        let bytes = entry_bytes(&entry);
+        if !run.is_empty() && size.saturating_add(bytes) > limit {
+            runs.push(std::mem::take(&mut run));
+            size = 0;
+        }
+        size = size.saturating_add(bytes);
+        run.push(entry);
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
 
 /// Why a call failed, before mapping to openraft's error types.
@@ -122,6 +156,19 @@ impl PeerClient {
         RPCError::Network(NetworkError::new(&Message(why)))
     }
 
+    async fn append_once(
+        &self,
+        rpc: AppendEntriesRequest<C>,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        let request = RpcRequest::Append(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(RpcResponse::Append(a)) => Ok(a),
+            Ok(other) => Err(self.unexpected(&request, &other)),
+            Err(f) => Err(self.rpc_error(&request, f)),
+        }
+    }
+
     async fn vote_call(
         &mut self,
         request: RpcRequest,
@@ -143,12 +190,40 @@ impl RaftNetworkV2<C> for PeerClient {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let request = RpcRequest::Append(rpc);
-        match self.call(&request, option.hard_ttl()).await {
-            Ok(RpcResponse::Append(a)) => Ok(a),
-            Ok(other) => Err(self.unexpected(&request, &other)),
-            Err(f) => Err(self.rpc_error(&request, f)),
+        let total: usize = rpc.entries.iter().map(entry_bytes).sum();
+        if total <= self.max_message_bytes {
+            return self.append_once(rpc, &option).await;
         }
+        // Too large for one message: send consecutive runs, each following
+        // the last entry the previous one delivered.
+        let AppendEntriesRequest {
+            vote,
+            mut prev_log_id,
+            entries,
+            leader_commit,
+        } = rpc;
+        let mut delivered = false;
+        for run in split(entries, self.max_message_bytes) {
+            let last = run.last().map(|e| e.log_id);
+            let request = AppendEntriesRequest {
+                vote,
+                prev_log_id,
+                entries: run,
+                leader_commit,
+            };
+            match self.append_once(request, &option).await {
+                Ok(AppendEntriesResponse::Success) => {
+                    prev_log_id = last;
+                    delivered = true;
+                }
+                // Whatever the earlier runs delivered stands.
+                Ok(_) | Err(_) if delivered => {
+                    return Ok(AppendEntriesResponse::PartialSuccess(prev_log_id));
+                }
+                other => return other,
+            }
+        }
+        Ok(AppendEntriesResponse::Success)
     }
 
     async fn vote(
