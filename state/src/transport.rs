@@ -4,10 +4,12 @@
 //! message itself and hands the agent opaque bytes to deliver to another
 //! server; the other server's agent passes them to
 //! [`StateNode::handle_rpc`](crate::StateNode::handle_rpc) and sends back
-//! what that returns. Messages are bounded (log entries are sent in
-//! batches, snapshots in chunks of
-//! [`NodeConfig::snapshot_chunk_bytes`](crate::NodeConfig)), so a
-//! transport can treat each as one request and one response.
+//! what that returns. Messages are bounded, so a transport can treat each
+//! as one request and one response: appends are split to fit
+//! [`NodeConfig::max_message_bytes`](crate::NodeConfig) and snapshots are
+//! sent in chunks of `snapshot_chunk_bytes`; only a single log entry larger
+//! than that (up to `max_command_bytes`, e.g. a restored snapshot) travels
+//! alone in a bigger message.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -85,7 +85,8 @@ pub struct NodeConfig {
     pub durability: Durability,
     /// Largest piece of a snapshot in one message to a lagging follower.
     pub snapshot_chunk_bytes: usize,
-    /// Largest snapshot accepted from a leader.
+    /// Largest snapshot accepted from a leader (it is held in memory while
+    /// it arrives, as the state itself is).
     pub max_snapshot_bytes: usize,
     /// Largest encoded command accepted by [`StateNode::write`](crate::StateNode::write).
     pub max_command_bytes: usize,
@@ -110,7 +111,7 @@ impl NodeConfig {
             cache_bytes: 4 << 20,
             durability: Durability::PowerLoss,
             snapshot_chunk_bytes: 512 << 10,
-            max_snapshot_bytes: 1 << 30,
+            max_snapshot_bytes: 256 << 20,
             max_command_bytes: 16 << 20,
             max_entries_per_append: 256,
             max_message_bytes: 1 << 20,

@@ -224,6 +224,10 @@ impl StateNode {
     /// Proposes `command`, stamped with this server's clock, and waits
     /// until it is committed and applied here. Leader only: a follower
     /// answers [`WriteError::NotLeader`] naming the leader to forward to.
+    ///
+    /// A leader cut off from its quorum keeps the proposal pending until it
+    /// learns of a new leader ([`WriteError::OutcomeUnknown`]), which may
+    /// be long: callers apply their own deadline.
     pub async fn write(&self, command: Command) -> Result<Written, WriteError> {
         let proposal = Proposal {
             issued_at: now_nanos(),

@@ -45,6 +45,16 @@ pub use channels::{SmolMpsc, SmolMutex, SmolOneshot};
 pub use watch::SmolWatch;
 
 /// Where a node's background tasks run: a handle to the caller's executor.
+///
+/// openraft spawns its tasks through an associated function with no
+/// receiver, so a runtime must find an executor from context. Rather than a
+/// process-global executor (which a library must not spawn onto), every
+/// future this crate gives to openraft is wrapped so that, while it is
+/// polled, a thread-local names this spawner's executor; whatever openraft
+/// spawns from there lands on the same executor and inherits the context.
+/// The agent passes its one `smol::Executor` here and decides the threads
+/// that run it; tests give each node an executor of its own, so that
+/// dropping it kills the node mid-flight.
 #[derive(Clone)]
 pub struct Spawner {
     executor: Arc<Executor<'static>>,
@@ -65,6 +75,8 @@ thread_local! {
 
 impl Spawner {
     /// Spawns onto `executor`, which the caller runs on threads of its own.
+    /// Tasks hold the executor weakly: dropping the last strong handle
+    /// cancels them.
     pub fn new(executor: Arc<Executor<'static>>) -> Spawner {
         Spawner { executor }
     }
