@@ -3,11 +3,39 @@
 
 use std::sync::PoisonError;
 
+use openraft::raft::AppendEntriesRequest;
 use openraft_rt::WatchReceiver;
 
 use super::StateNode;
 use crate::raft::rpc::{self, RpcRequest, RpcResponse, SnapshotChunk};
-use crate::raft::{Snapshot, SnapshotMeta, Vote};
+use crate::raft::{C, Snapshot, SnapshotMeta, Vote};
+
+/// Rejects appends no correct leader sends, before openraft (which
+/// asserts on some of them) sees them: entries must follow `prev_log_id`
+/// one index at a time, and none may come from a later leader than the
+/// sender's vote or an earlier one than the entry before it.
+fn check_append(r: &AppendEntriesRequest<C>) -> Result<(), String> {
+    let mut expected = r.prev_log_id.map_or(0, |p| p.index.saturating_add(1));
+    let mut previous = r.prev_log_id.map(|p| p.leader_id);
+    for entry in &r.entries {
+        let id = entry.log_id;
+        if id.index != expected {
+            return Err(format!(
+                "append: entry {} where {expected} was expected",
+                id.index
+            ));
+        }
+        if id.leader_id > r.vote.leader_id || previous.is_some_and(|p| id.leader_id < p) {
+            return Err(format!(
+                "append: entry {id} out of leader order under vote {}",
+                r.vote
+            ));
+        }
+        previous = Some(id.leader_id);
+        expected = expected.saturating_add(1);
+    }
+    Ok(())
+}
 
 /// A snapshot being received.
 #[derive(Debug)]
@@ -126,5 +154,53 @@ impl StateNode {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::EntryPayload;
+    use openraft::vote::RaftLeaderIdExt;
+
+    use super::*;
+    use crate::raft::{Entry, LeaderId, LogId};
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(LeaderId::new_committed(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn append(prev: Option<(u64, u64)>, entries: Vec<Entry>) -> AppendEntriesRequest<C> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: prev.map(|(t, i)| LogId::new(LeaderId::new_committed(t, 1), i)),
+            entries,
+            leader_commit: None,
+        }
+    }
+
+    #[test]
+    fn appends_must_be_consecutive_and_in_leader_order() {
+        assert!(check_append(&append(None, vec![entry(1, 0), entry(1, 1), entry(3, 2)])).is_ok());
+        assert!(check_append(&append(Some((2, 7)), vec![entry(2, 8), entry(3, 9)])).is_ok());
+        assert!(check_append(&append(Some((2, 7)), vec![])).is_ok());
+        assert!(
+            check_append(&append(Some((2, 7)), vec![entry(2, 9)])).is_err(),
+            "a hole"
+        );
+        assert!(
+            check_append(&append(None, vec![entry(1, 0), entry(1, 0)])).is_err(),
+            "a repeat"
+        );
+        assert!(
+            check_append(&append(None, vec![entry(4, 0)])).is_err(),
+            "beyond the vote"
+        );
+        assert!(
+            check_append(&append(Some((3, 1)), vec![entry(2, 2)])).is_err(),
+            "an older leader after a newer one"
+        );
     }
 }
