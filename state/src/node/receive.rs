@@ -62,10 +62,13 @@ impl StateNode {
         let raft = &self.inner.raft;
         match rpc::decode_request(message) {
             Err(e) => refused(format!("undecodable raft message: {e}")),
-            Ok(RpcRequest::Append(r)) => raft
-                .append_entries(r)
-                .await
-                .map_or_else(refused, RpcResponse::Append),
+            Ok(RpcRequest::Append(r)) => match check_append(&r) {
+                Err(why) => refused(why),
+                Ok(()) => raft
+                    .append_entries(r)
+                    .await
+                    .map_or_else(refused, RpcResponse::Append),
+            },
             Ok(RpcRequest::Vote(r)) => raft.vote(r).await.map_or_else(refused, RpcResponse::Vote),
             Ok(RpcRequest::PreVote(r)) => raft
                 .pre_vote(r)
