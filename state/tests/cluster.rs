@@ -184,6 +184,14 @@ fn restarting_every_server_from_disk_keeps_the_state() {
     c.kill(ids[2]);
     for id in &ids {
         c.start(*id);
+        // Before any election: the state a server knew committed is back.
+        let recovered = c.node(*id).snapshot();
+        assert!(
+            recovered.index() >= last,
+            "server {id} reopened at {}",
+            recovered.index()
+        );
+        assert!(recovered.same_tables(&before[0]));
     }
     let leader = c.wait_leader(&c.ids);
     let after = block_on(c.node(leader).consistent_snapshot()).unwrap();

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::errors::{ClientWriteError, ForwardReason, InitializeError, RaftError};
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, ChangeMembers, ReadPolicy};
 use openraft_rt::WatchReceiver;
 
@@ -112,7 +113,11 @@ impl StateNode {
         })?);
         let watch = StateWatch::default();
         let sm = StateMachineStore::open(disk.clone(), watch.clone())?;
-        let log = LogStore::new(disk.clone());
+        let mut log = LogStore::new(disk.clone());
+        let committed = log.read_committed().await.map_err(|e| OpenError::Raft {
+            dir: config.data_dir.clone(),
+            reason: format!("cannot read the committed index: {e}"),
+        })?;
         let network = NetworkFactory {
             id: config.id,
             transport,
@@ -126,6 +131,13 @@ impl StateNode {
                 dir: config.data_dir.clone(),
                 reason: e.to_string(),
             })?;
+        // openraft re-applies the log up to the stored committed index in
+        // the background; wait for it, so that even a stale read right
+        // after a restart sees everything this server knew committed.
+        if let Some(committed) = committed {
+            let recovered = |s: &State| (s.index() >= committed.index).then_some(());
+            let _ = watch.wait_for(Duration::from_secs(600), recovered).await;
+        }
         let weak = Arc::downgrade(&disk);
         drop(disk);
         Ok(StateNode {
