@@ -24,10 +24,12 @@ use wren_state::{ApplyPlan, Command, Durability, NodeConfig, RegisterJob, Upsert
 
 fn durable(c: &mut NodeConfig) {
     c.durability = Durability::PowerLoss;
+    c.timing.multiplier = 1;
 }
 
 fn volatile(c: &mut NodeConfig) {
     c.durability = Durability::None;
+    c.timing.multiplier = 1;
 }
 
 #[derive(Clone, Copy)]

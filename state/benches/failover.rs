@@ -26,7 +26,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(20usize);
-    let mut c = Cluster::new("failover", 3);
+    let mut c = Cluster::with("failover", 3, |config| config.timing.multiplier = 1);
     let mut times = Vec::new();
     for k in 0..kills {
         let leader = c.wait_leader(&c.ids);

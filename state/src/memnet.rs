@@ -5,6 +5,10 @@
 //! receiving node's [`StateNode::handle_rpc`]. Links can be cut one way or
 //! both, whole servers isolated, and delays added, to break a cluster on
 //! purpose. The agent never uses this: it carries the same bytes over CoAP.
+//!
+//! The network holds the nodes attached to it and each node holds its
+//! transport, which holds the network: [`MemNet::detach`] a node to let it
+//! go.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -145,6 +145,10 @@ impl Cluster {
         let dir = self.dirs.entry(id).or_insert_with(|| TempDir::new(&name));
         let mut config = NodeConfig::new(id, addr(id), dir.path());
         config.durability = Durability::PowerLoss;
+        // A loaded two-core CI machine can starve a server of CPU for a
+        // few hundred milliseconds; doubled timeouts keep leadership from
+        // flapping mid-test (the failover benchmark uses the defaults).
+        config.timing.multiplier = 2;
         (self.configure)(&mut config);
         config
     }
