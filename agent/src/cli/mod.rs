@@ -5,6 +5,7 @@
 
 mod args;
 mod job;
+mod tls;
 mod version;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ struct Wren {
 enum Command {
     Version(version::VersionCmd),
     Job(job::JobCmd),
+    Tls(tls::TlsCmd),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -52,6 +54,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let result = match wren.command {
         Command::Version(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
+        Command::Tls(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,
