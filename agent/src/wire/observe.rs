@@ -3,7 +3,10 @@
 //! An observation re-runs its route's handler with `min_index` set to the
 //! last index it sent. A handler of an observable route waits until the
 //! state passes that index, so each return is a change: it goes out as a
-//! notification with the next Observe sequence number. A handler that
+//! notification with the next Observe sequence number. Indexes start at 1
+//! (as Raft's do); a reported 0 counts as 1, so that `min_index` 0, which
+//! means "answer at once", never turns an observation into a busy loop.
+//! A handler that
 //! returns without progress (its own deadline passed) is re-run after a
 //! pause that grows, so a misbehaving handler cannot spin. An error, or a
 //! response without an index, ends the observation with a final response
@@ -53,7 +56,7 @@ pub(crate) async fn run(
                 return final_response(Response::error(&e, json), token, &out, &state, json).await;
             }
         };
-        let Some(index) = resp.index else {
+        let Some(index) = resp.index.map(|i| i.max(1)) else {
             // Nothing to watch: answer once, as to a plain GET.
             return final_response(resp, token, &out, &state, json).await;
         };

@@ -136,7 +136,7 @@ impl Router {
     /// handler is then re-run as a blocking query with
     /// [`Request::min_index`] set to the last index sent, and must wait
     /// until the state passes it (or a deadline of its own) before
-    /// answering.
+    /// answering. `min_index` 0 means "answer at once"; indexes start at 1.
     pub fn observable(
         &mut self,
         pattern: &str,

@@ -13,6 +13,7 @@ use futures_rustls::TlsAcceptor;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Executor, Task};
+use wren_model::codec::{Limits, check_limits};
 
 use super::frame::{Frame, Token, is_request};
 use super::identity::{Fingerprint, Peer, identity_of};
@@ -281,6 +282,15 @@ impl Dispatch for ServerDispatch {
             Err((e, json)) => return Ok(Some(self.error(token, &e, json))),
         };
         let json = parsed.accept == Some(super::response::JSON);
+        // Every CBOR body must be well formed and within the bounds before
+        // any handler sees it; a peer that sends broken CBOR is broken or
+        // hostile, and loses the connection. (Well-formed CBOR of the
+        // wrong shape is the handler's 4.00.)
+        if !f.payload.is_empty() && parsed.content_format != Some(super::response::JSON) {
+            if let Err(e) = check_limits(&f.payload, Limits::default()) {
+                return Err(format!("malformed cbor body: {e}"));
+            }
+        }
         self.tasks.retain(|_, t| !t.is_finished());
         if self.tasks.len() >= shared.settings.max_in_flight {
             let e = ApiError::unavailable(format!(
