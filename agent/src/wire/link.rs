@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use smol::channel::{Receiver, Sender, TrySendError};
@@ -70,16 +70,19 @@ pub(crate) struct LinkState {
     csm_tx: Sender<()>,
     /// Waits for the peer's first CSM.
     pub csm_rx: Receiver<()>,
+    /// Counts the Pings we send, when someone wants to know.
+    pings: Option<Arc<AtomicU64>>,
 }
 
 impl LinkState {
-    pub fn new() -> LinkState {
+    pub fn new(pings: Option<Arc<AtomicU64>>) -> LinkState {
         let (csm_tx, csm_rx) = smol::channel::bounded(1);
         LinkState {
             peer_max_message_size: AtomicU32::new(DEFAULT_MAX_MESSAGE_SIZE),
             csm_seen: AtomicBool::new(false),
             csm_tx,
             csm_rx,
+            pings,
         }
     }
 
@@ -286,6 +289,9 @@ async fn read_loop<R: AsyncRead + Unpin, D: Dispatch>(
                     return LinkEnd::Unresponsive;
                 }
                 ping_sent = Some(Instant::now());
+                if let Some(p) = &state.pings {
+                    p.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Wake::Stop => return LinkEnd::Shutdown,
         }
@@ -469,7 +475,10 @@ async fn write_timed<W: AsyncWrite + Unpin>(
 }
 
 /// An `Arc`'d state with a fresh outgoing queue.
-pub(crate) fn queue(settings: &Settings) -> (Arc<LinkState>, Sender<Frame>, Receiver<Frame>) {
+pub(crate) fn queue(
+    settings: &Settings,
+    pings: Option<Arc<AtomicU64>>,
+) -> (Arc<LinkState>, Sender<Frame>, Receiver<Frame>) {
     let (tx, rx) = smol::channel::bounded(settings.queue_len.max(1));
-    (Arc::new(LinkState::new()), tx, rx)
+    (Arc::new(LinkState::new(pings)), tx, rx)
 }

@@ -56,6 +56,8 @@ pub struct ServerStats {
     pub aborted: u64,
     /// Connections closed for not answering a Ping.
     pub unresponsive: u64,
+    /// Pings sent to idle peers.
+    pub pings: u64,
     /// Requests received.
     pub requests: u64,
 }
@@ -69,6 +71,7 @@ struct Counters {
     aborted: AtomicU64,
     unresponsive: AtomicU64,
     requests: AtomicU64,
+    pings: Arc<AtomicU64>,
 }
 
 struct Shared {
@@ -149,6 +152,7 @@ impl Server {
             active: get(&c.active),
             aborted: get(&c.aborted),
             unresponsive: get(&c.unresponsive),
+            pings: get(&c.pings),
             requests: get(&c.requests),
         }
     }
@@ -232,7 +236,7 @@ async fn serve(
             .fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let (state, out_tx, out_rx) = link::queue(settings);
+    let (state, out_tx, out_rx) = link::queue(settings, Some(shared.counters.pings.clone()));
     let mut dispatch = ServerDispatch {
         shared: shared.clone(),
         peer: Arc::new(peer),

@@ -131,7 +131,7 @@ impl Conn {
         .await
         .map_err(unreachable)?;
 
-        let (state, out_tx, out_rx) = link::queue(settings);
+        let (state, out_tx, out_rx) = link::queue(settings, None);
         let pending: Shared = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
