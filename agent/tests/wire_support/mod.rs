@@ -361,10 +361,24 @@ pub fn start_server(
     state: Arc<TestState>,
     settings: Settings,
 ) -> Arc<Server> {
-    let material = pki.material(wren_agent::wire::Role::Server);
+    start_server_with(
+        rt,
+        &pki.material(wren_agent::wire::Role::Server),
+        state,
+        settings,
+    )
+}
+
+/// Like [`start_server`] with given TLS material.
+pub fn start_server_with(
+    rt: &Runtime,
+    material: &TlsMaterial,
+    state: Arc<TestState>,
+    settings: Settings,
+) -> Arc<Server> {
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
-        &material,
+        material,
         test_router(state),
         settings,
         rt.ex.clone(),
