@@ -156,13 +156,13 @@ pub(crate) fn parse(f: &Frame) -> Result<Parsed, (ApiError, bool)> {
             )));
         }
     };
-    if let Some(block2) = uint(CoapOption::Block2)? {
-        if block2 >> 4 != 0 {
-            return Err(err(ApiError::new(
-                ResponseType::BadOption,
-                "block-wise transfer is not supported; responses come whole",
-            )));
-        }
+    if let Some(block2) = uint(CoapOption::Block2)?
+        && block2 >> 4 != 0
+    {
+        return Err(err(ApiError::new(
+            ResponseType::BadOption,
+            "block-wise transfer is not supported; responses come whole",
+        )));
     }
     let observe = uint(CoapOption::Observe)?;
     let text = |v: &[u8], what: &str| {

@@ -290,10 +290,11 @@ impl Dispatch for ServerDispatch {
         // any handler sees it; a peer that sends broken CBOR is broken or
         // hostile, and loses the connection. (Well-formed CBOR of the
         // wrong shape is the handler's 4.00.)
-        if !f.payload.is_empty() && parsed.content_format != Some(super::response::JSON) {
-            if let Err(e) = check_limits(&f.payload, Limits::default()) {
-                return Err(format!("malformed cbor body: {e}"));
-            }
+        if !f.payload.is_empty()
+            && parsed.content_format != Some(super::response::JSON)
+            && let Err(e) = check_limits(&f.payload, Limits::default())
+        {
+            return Err(format!("malformed cbor body: {e}"));
         }
         self.tasks.retain(|_, t| !t.is_finished());
         if self.tasks.len() >= shared.settings.max_in_flight {

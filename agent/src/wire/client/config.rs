@@ -266,8 +266,8 @@ macro_rules! api_command {
         $(#[$meta:meta])*
         $vis:vis struct $name:ident { $($fields:tt)* }
     ) => {
-        $(#[$meta])*
         #[derive(argh::FromArgs, Debug)]
+        $(#[$meta])*
         $vis struct $name {
             $($fields)*
             /// server addresses, coaps+tcp://host:port, comma separated (env WREN_ADDR)
@@ -400,6 +400,44 @@ mod tests {
         );
         assert!(msg.contains("cli-key.pem"), "{msg}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    api_command! {
+        /// Show a job.
+        #[argh(subcommand, name = "status")]
+        struct StatusCmd {
+            /// the job id
+            #[argh(positional)]
+            id: String,
+        }
+    }
+
+    #[test]
+    fn api_commands_take_the_connection_flags() {
+        use argh::FromArgs;
+        let cmd = StatusCmd::from_args(
+            &["status"],
+            &[
+                "web",
+                "--address",
+                "a:1,b:2",
+                "--ca-cert",
+                "ca.pem",
+                "--client-key",
+                "k.pem",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cmd.id, "web");
+        assert_eq!(
+            cmd.api_flags(),
+            ApiFlags {
+                address: Some("a:1,b:2".into()),
+                ca_cert: Some("ca.pem".into()),
+                client_cert: None,
+                client_key: Some("k.pem".into()),
+            }
+        );
     }
 
     #[test]
