@@ -4,7 +4,7 @@
 //!
 //! Both halves run in one task (`zip`), so they share a waker and neither
 //! can starve the other. Requests and responses are handed to a
-//! [`Dispatch`]; it must not block (the server spawns a task per request),
+//! `Dispatch`; it must not block (the server spawns a task per request),
 //! so a slow handler never stops the connection. Anything malformed ends
 //! the connection with an Abort that says why.
 

@@ -20,6 +20,8 @@
 
 pub mod client;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod identity;
 pub mod link;
 pub mod observe;

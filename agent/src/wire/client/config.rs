@@ -146,7 +146,7 @@ pub struct ClientConfig {
     pub settings: ClientSettings,
 }
 
-/// The connection flags every API command takes (see [`api_command!`]).
+/// The connection flags every API command takes (see `api_command!`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiFlags {
     /// `--address`.
