@@ -318,3 +318,28 @@ fn observation_is_a_stream() {
         assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
     });
 }
+
+#[test]
+fn large_bodies_cross_in_both_directions() {
+    let rt = Runtime::new(2);
+    let pki = Pki::new("global");
+    let state = Arc::new(TestState::default());
+    let server = start_server(&rt, &pki, state, quick_settings());
+    let client = client(
+        &rt,
+        pki.material(Role::Cli),
+        &[server.local_addr().unwrap()],
+    );
+    rt.block_on(async {
+        for size in [100, 70_000, 1_000_000, 3_000_000] {
+            let (job, _): (Job, _) = client.get(&format!("/v1/test/big/{size}")).await.unwrap();
+            assert_eq!(job.meta["pad"].len(), size);
+            let (echo, _): (Job, _) = client
+                .send(Method::Put, "/v1/test/job", &job)
+                .await
+                .unwrap();
+            assert_eq!(echo, job);
+        }
+    });
+    assert_eq!(server.stats().aborted, 0);
+}

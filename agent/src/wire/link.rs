@@ -214,40 +214,53 @@ async fn read_loop<R: AsyncRead + Unpin, D: Dispatch>(
 ) -> LinkEnd {
     let limits = settings.limits;
     let mut stop = std::pin::pin!(stop);
+    // `buf[start..end]` holds received bytes not yet decoded; the rest of
+    // `buf` is zeroed space to read into, reused so reads never re-zero it.
     let mut buf: Vec<u8> = Vec::new();
+    let (mut start, mut end) = (0usize, 0usize);
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut ping_token = 0u64;
     loop {
-        // Decode every whole frame in the buffer.
-        let mut at = 0usize;
+        // Decode every whole frame received.
         loop {
-            let rest = buf.get(at..).unwrap_or(&[]);
+            let rest = buf.get(start..end).unwrap_or(&[]);
             match frame::decode(rest, &limits) {
                 Ok(Some((f, used))) => {
-                    at += used;
-                    if let Some(end) = handle(f, state, ctl, out, writer_done, dispatch).await {
-                        return end;
+                    start += used;
+                    if let Some(over) = handle(f, state, ctl, out, writer_done, dispatch).await {
+                        return over;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => return LinkEnd::Aborted(e.to_string()),
             }
         }
-        buf.drain(..at.min(buf.len()));
-        if buf.is_empty() && buf.capacity() > 16 * 1024 {
-            // Give back what one large message took.
-            buf = Vec::new();
+        if start == end {
+            (start, end) = (0, 0);
+            if buf.len() > 16 * 1024 {
+                // Give back what one large message took.
+                buf = Vec::new();
+            }
         }
 
         // Read at least what the frame in progress still needs.
-        let want = match frame::frame_len(&buf, &limits) {
-            Ok(Some(total)) => total.saturating_sub(buf.len()).clamp(1024, 64 * 1024),
-            Ok(None) => 4096,
+        let pending = buf.get(start..end).unwrap_or(&[]);
+        let want = match frame::frame_len(pending, &limits) {
+            Ok(Some(total)) => total.saturating_sub(pending.len()).clamp(1024, 64 * 1024),
+            Ok(None) => 1024,
             Err(e) => return LinkEnd::Aborted(e.to_string()),
         };
-        let have = buf.len();
-        buf.resize(have + want, 0);
+        if buf.len() - end < want {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            if buf.len() - end < want {
+                buf.resize(end + want, 0);
+            }
+        }
+        let have = end;
         let deadline = match ping_sent {
             Some(sent) => sent + settings.pong_timeout,
             None => last_rx + settings.idle_timeout,
@@ -267,19 +280,15 @@ async fn read_loop<R: AsyncRead + Unpin, D: Dispatch>(
             })
             .await;
         match wake {
-            Wake::Read(Ok(0)) => {
-                buf.truncate(have);
-                return LinkEnd::Closed;
-            }
+            Wake::Read(Ok(0)) => return LinkEnd::Closed,
             Wake::Read(Ok(n)) => {
-                buf.truncate(have + n);
+                end = have + n;
                 last_rx = Instant::now();
                 // Any bytes prove the peer is there.
                 ping_sent = None;
             }
             Wake::Read(Err(e)) => return LinkEnd::Io(e.to_string()),
             Wake::Timeout => {
-                buf.truncate(have);
                 if ping_sent.is_some() {
                     return LinkEnd::Unresponsive;
                 }
