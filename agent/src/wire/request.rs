@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::frame::Frame;
-use super::identity::Peer;
+use super::identity::{Fingerprint, Peer, Role};
 use super::options::{is_critical, is_known_request_option};
 use super::response::{ApiError, CBOR, JSON, Response, decode_body};
 
@@ -86,6 +86,20 @@ impl Request {
     /// Answers 2.05 Content with `value`, in the encoding the client asked for.
     pub fn reply<T: Encode<()> + Serialize>(&self, value: &T) -> Response {
         Response::value(ResponseType::Content, value, self.wants_json())
+    }
+
+    /// For routes on one node's resources: servers and the CLI pass; a
+    /// client agent passes only with the certificate its node registered
+    /// with (`node_cert`, `None` when the node is not known yet), so a
+    /// client can read and write its own node's resources and no others.
+    pub fn check_node_owner(&self, node_cert: Option<&Fingerprint>) -> Result<(), ApiError> {
+        if self.peer.role != Role::Client || node_cert == Some(&self.peer.fingerprint) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "client certificate {} does not belong to this node",
+            self.peer.fingerprint
+        )))
     }
 
     /// Answers with `value` and any code.
@@ -245,6 +259,46 @@ pub(crate) fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_from(role: Role, fingerprint: Fingerprint) -> Request {
+        Request {
+            method: RequestType::Get,
+            path: Vec::new(),
+            params: Vec::new(),
+            query: Vec::new(),
+            content_format: None,
+            accept: None,
+            body: Vec::new(),
+            peer: Arc::new(Peer {
+                role,
+                region: "global".into(),
+                fingerprint,
+                addr: "127.0.0.1:1".parse().unwrap(),
+            }),
+            min_index: 0,
+            observe: false,
+        }
+    }
+
+    #[test]
+    fn clients_own_only_their_node() {
+        let mine = Fingerprint([1; 32]);
+        let other = Fingerprint([2; 32]);
+        let req = request_from(Role::Client, mine);
+        assert!(req.check_node_owner(Some(&mine)).is_ok());
+        assert_eq!(
+            req.check_node_owner(Some(&other)).unwrap_err().code,
+            ResponseType::Forbidden
+        );
+        assert!(req.check_node_owner(None).is_err());
+        for role in [Role::Server, Role::Cli] {
+            assert!(
+                request_from(role, mine)
+                    .check_node_owner(Some(&other))
+                    .is_ok()
+            );
+        }
+    }
 
     #[test]
     fn requests_round_trip_through_frames() {
