@@ -6,6 +6,7 @@
 mod args;
 mod job;
 mod node;
+mod tls;
 mod version;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ enum Command {
     Version(version::VersionCmd),
     Job(job::JobCmd),
     Node(node::NodeCmd),
+    Tls(tls::TlsCmd),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -55,6 +57,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Command::Version(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
         Command::Node(cmd) => cmd.run(),
+        Command::Tls(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,
