@@ -4,6 +4,7 @@
 //! checked against a brute-force search over every order.
 
 use wren_tests::history::{End, JobHistory, JobInput, JobOutput};
+use wren_tests::linearizable::generate::{Shape, generate};
 use wren_tests::linearizable::{Budget, Jobs, Model, Verdict, check};
 use wren_tests::rng::Rng;
 
@@ -195,103 +196,6 @@ fn a_tiny_budget_is_inconclusive_not_wrong() {
 
 // ---- generated histories ----
 
-/// A history produced by a real linearizable register: each operation
-/// takes effect at an instant between its invocation and its return.
-/// Some clients give up (outcome unknown); their operations may still take
-/// effect later, or never.
-fn generate(rng: &mut Rng, clients: usize, keys: usize, ops: usize) -> JobHistory {
-    struct InFlight {
-        op: usize,
-        key: String,
-        input: JobInput,
-        output: Option<JobOutput>,
-    }
-    let mut h = JobHistory::default();
-    let mut state: Vec<Option<u64>> = vec![None; keys];
-    let mut busy: Vec<Option<InFlight>> = (0..clients).map(|_| None).collect();
-    let mut orphans: Vec<InFlight> = Vec::new();
-    let mut next_value = 1u64;
-    let mut t = 0u64;
-    let apply = |state: &mut Vec<Option<u64>>, f: &mut InFlight| {
-        let k: usize = f.key[1..].parse().unwrap();
-        let out = Jobs.step(&state[k], &f.input, None).unwrap();
-        f.output = Some(match f.input {
-            Register(_) => Ok,
-            Deregister => {
-                if state[k].is_some() || rng_free_choice(f.op) {
-                    Ok
-                } else {
-                    NotFound
-                }
-            }
-            Read => match state[k] {
-                Some(v) => Present(v),
-                None => Absent,
-            },
-        });
-        state[k] = out;
-    };
-    while h.ops.len() < ops || busy.iter().any(Option::is_some) {
-        t += 1 + rng.below(3);
-        let c = rng.index(clients);
-        match &mut busy[c] {
-            None if h.ops.len() < ops => {
-                let key = format!("k{}", rng.index(keys));
-                let input = match rng.below(10) {
-                    0..=3 => {
-                        next_value += 1;
-                        Register(next_value)
-                    }
-                    4 => Deregister,
-                    _ => Read,
-                };
-                let op = h.push(c, &key, input.clone(), t, End::Unknown);
-                busy[c] = Some(InFlight {
-                    op,
-                    key,
-                    input,
-                    output: None,
-                });
-            }
-            None => {}
-            Some(f) if f.output.is_none() && rng.chance(0.1) => {
-                // Gives up before it took effect; it may happen later.
-                if let Some(f) = busy[c].take() {
-                    orphans.push(f);
-                }
-            }
-            Some(f) if f.output.is_none() => apply(&mut state, f),
-            Some(_) => {
-                if let Some(f) = busy[c].take() {
-                    let end = if rng.chance(0.05) {
-                        End::Unknown
-                    } else {
-                        End::Returned {
-                            at: t,
-                            output: f.output.unwrap(),
-                        }
-                    };
-                    h.ops[f.op].end = end;
-                }
-            }
-        }
-        if !orphans.is_empty() && rng.chance(0.2) {
-            let i = rng.index(orphans.len());
-            let mut f = orphans.swap_remove(i);
-            if !matches!(f.input, Read) && rng.chance(0.5) {
-                apply(&mut state, &mut f);
-            }
-        }
-    }
-    h
-}
-
-/// Deregister of an absent job: wren may say Ok (idempotent) or NotFound;
-/// either is allowed, chosen by the op's parity for variety.
-fn rng_free_choice(op: usize) -> bool {
-    op % 2 == 0
-}
-
 /// Every order consistent with real time, tried one by one (for small
 /// histories only). Unknown operations may be left out.
 fn brute_force(h: &JobHistory) -> bool {
@@ -328,7 +232,7 @@ fn generated_histories_are_linearizable() {
     let mut rng = Rng::from_env("generated_histories_are_linearizable");
     for round in 0..300 {
         let (clients, keys, ops) = (1 + rng.index(5), 1 + rng.index(3), 5 + rng.index(60));
-        let h = generate(&mut rng, clients, keys, ops);
+        let h = generate(&mut rng, Shape { clients, keys, ops });
         let v = verdict(&h);
         assert!(v.is_linearizable(), "round {round}: {v}\n{h:#?}");
     }
@@ -337,7 +241,14 @@ fn generated_histories_are_linearizable() {
 #[test]
 fn a_big_generated_history_is_decided_quickly_enough() {
     let mut rng = Rng::from_env("a_big_generated_history_is_decided_quickly_enough");
-    let h = generate(&mut rng, 8, 4, 4000);
+    let h = generate(
+        &mut rng,
+        Shape {
+            clients: 8,
+            keys: 4,
+            ops: 4000,
+        },
+    );
     let v = check(
         &Jobs,
         &h,
@@ -353,7 +264,7 @@ fn reading_a_value_never_written_is_always_caught() {
     let mut rng = Rng::from_env("reading_a_value_never_written_is_always_caught");
     for round in 0..200 {
         let (clients, keys, ops) = (1 + rng.index(5), 1 + rng.index(3), 5 + rng.index(40));
-        let mut h = generate(&mut rng, clients, keys, ops);
+        let mut h = generate(&mut rng, Shape { clients, keys, ops });
         let reads: Vec<usize> = h
             .ops
             .iter()
@@ -377,7 +288,7 @@ fn mutated_small_histories_agree_with_brute_force() {
     let (mut good, mut bad) = (0, 0);
     for round in 0..2000 {
         let (clients, keys, ops) = (1 + rng.index(4), 1 + rng.index(2), 2 + rng.index(8));
-        let mut h = generate(&mut rng, clients, keys, ops);
+        let mut h = generate(&mut rng, Shape { clients, keys, ops });
         // Change one outcome to something random (or to unknown).
         let i = rng.index(h.ops.len());
         let at = h.ops[i].ret().min(h.ops[i].call + 1 + rng.below(20));

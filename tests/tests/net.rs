@@ -349,3 +349,42 @@ fn stale_namespaces_of_dead_test_processes_are_swept_with_their_processes() {
     assert!(!status.success(), "the sleeper was killed, not finished");
     assert!(!std::path::Path::new("/run/netns").join(&name).exists());
 }
+
+#[test]
+fn faults_combine_and_heal_undoes_them_all() {
+    if !require_netns("faults_combine_and_heal_undoes_them_all") {
+        return;
+    }
+    let net = Net::builder("combo")
+        .hosts(&["a", "b", "c"])
+        .backend(Backend::Relay)
+        .build()
+        .unwrap();
+    let [a, b, c] = [0, 1, 2].map(HostId);
+    let e: Vec<Echo> = [a, b, c].iter().map(|&h| echo_on(&net, h)).collect();
+    eventually_reaches(&net, a, e[1].addr());
+    eventually_reaches(&net, b, e[2].addr());
+    // a is slow and lossy, then also unplugged; b and c are partitioned.
+    net.impair(
+        a,
+        Impairment::delay(Duration::from_millis(50)).with_loss(0.2),
+    )
+    .unwrap();
+    net.cut(a).unwrap();
+    net.partition(&[b], &[c]).unwrap();
+    assert!(!reaches(&net, b, e[0].addr()));
+    assert!(!reaches(&net, b, e[2].addr()));
+    // Plugged back in, a is reachable again, still through its relay.
+    net.restore(a).unwrap();
+    eventually_reaches(&net, b, e[0].addr());
+    assert!(net.relay_stats(a).is_some_and(|s| s.forwarded > 0));
+    net.heal().unwrap();
+    assert!(net.relay_stats(a).is_none());
+    for &from in &[a, b, c] {
+        for x in &e {
+            eventually_reaches(&net, from, x.addr());
+        }
+    }
+    // Healing twice is harmless.
+    net.heal().unwrap();
+}

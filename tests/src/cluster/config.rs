@@ -111,11 +111,12 @@ impl AgentFile {
                 let _ = writeln!(s, "  node_class = {}", quote(class));
             }
             if !client.meta.is_empty() {
-                let _ = writeln!(s, "  meta {{");
-                for (k, v) in &client.meta {
-                    let _ = writeln!(s, "    {} = {}", quote(k), quote(v));
-                }
-                let _ = writeln!(s, "  }}");
+                let pairs: Vec<String> = client
+                    .meta
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                    .collect();
+                let _ = writeln!(s, "  meta = {{ {} }}", pairs.join(", "));
             }
             indent(&mut s, &client.extra);
             let _ = writeln!(s, "}}");

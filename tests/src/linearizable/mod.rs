@@ -22,6 +22,7 @@
 //! budget per key turns that into [`Verdict::Inconclusive`] instead of a
 //! hang.
 
+pub mod generate;
 mod jobs;
 mod search;
 
@@ -58,6 +59,9 @@ pub trait Model {
     /// outcome can be dropped.
     fn is_read_only(&self, input: &Self::Input) -> bool;
 }
+
+/// An operation of model `M`'s history.
+pub type OpOf<M> = Op<<M as Model>::Input, <M as Model>::Output>;
 
 /// Search limits.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +139,7 @@ pub fn check<M: Model>(
     history: &History<M::Input, M::Output>,
     budget: Budget,
 ) -> Verdict {
-    let mut by_key: BTreeMap<&str, Vec<&Op<M::Input, M::Output>>> = BTreeMap::new();
+    let mut by_key: BTreeMap<&str, Vec<&OpOf<M>>> = BTreeMap::new();
     for op in &history.ops {
         if op.output().is_none() && model.is_read_only(&op.input) {
             continue;
