@@ -143,6 +143,33 @@ impl ProcSpec {
         self
     }
 
+    /// Runs another program with the same arguments (e.g. a wren binary
+    /// built for another architecture).
+    pub fn program(mut self, program: impl AsRef<OsStr>) -> ProcSpec {
+        self.program = program.as_ref().to_owned();
+        self
+    }
+
+    /// Runs the command under a wrapper: `wrapper wrapper_args... program
+    /// args...` (e.g. `qemu-aarch64-static -L /`, or `strace -f`).
+    pub fn wrapped<I, S>(mut self, wrapper: impl AsRef<OsStr>, wrapper_args: I) -> ProcSpec
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut args: Vec<OsString> = wrapper_args
+            .into_iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect();
+        args.push(std::mem::replace(
+            &mut self.program,
+            wrapper.as_ref().to_owned(),
+        ));
+        args.append(&mut self.args);
+        self.args = args;
+        self
+    }
+
     /// The name.
     pub fn name(&self) -> &str {
         &self.name
@@ -237,6 +264,11 @@ impl Proc {
     /// What it runs.
     pub fn spec(&self) -> &ProcSpec {
         &self.spec
+    }
+
+    /// Changes what later restarts run.
+    pub fn set_spec(&mut self, spec: ProcSpec) {
+        self.spec = spec;
     }
 
     /// Its pid while it runs (or has exited but not been waited for).
@@ -402,6 +434,28 @@ pub fn tail(text: &str, n: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrapped_spec_runs_the_wrapper_first() {
+        let spec = ProcSpec::new("agent", "/bin/wren")
+            .args(["agent", "--config", "a.hcl"])
+            .program("/cross/wren-aarch64")
+            .wrapped("qemu-aarch64-static", ["-L", "/"]);
+        let c = spec.command();
+        assert_eq!(c.get_program(), "qemu-aarch64-static");
+        let args: Vec<_> = c.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "-L",
+                "/",
+                "/cross/wren-aarch64",
+                "agent",
+                "--config",
+                "a.hcl"
+            ]
+        );
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {

@@ -11,6 +11,31 @@
 //!
 //! Everything lives in one [`TestDir`]: `pki/`, and per agent
 //! `<name>/agent.hcl`, `<name>/data/`, and `logs/<name>.stdout|stderr`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wren_tests::cluster::{Cluster, ClusterSpec};
+//! use wren_tests::eventually;
+//!
+//! let spec = ClusterSpec::new(3, 0).customize(|f| {
+//!     if let Some(s) = f.server.as_mut() {
+//!         s.extra.push_str("heartbeat_grace = \"5s\"\n");
+//!     }
+//! });
+//! let mut cluster = Cluster::start("leader_partitioned_away", &spec).unwrap();
+//! let cli = cluster.cli().timeout(Duration::from_secs(5));
+//! let _peers = eventually("a leader", Duration::from_secs(30), || {
+//!     cli.json(["operator", "raft", "list-peers", "--json"])
+//! })
+//! .unwrap();
+//! let servers = cluster.servers();
+//! let old = servers[0];
+//! let others: Vec<_> = servers[1..].iter().map(|&a| cluster.agent(a).host).collect();
+//! cluster.net().partition(&[cluster.agent(old).host], &others).unwrap();
+//! cluster.net().heal().unwrap();
+//! cluster.kill(old).unwrap();
+//! cluster.restart(old).unwrap();
+//! ```
 
 pub mod cli;
 pub mod config;
@@ -332,6 +357,16 @@ impl Cluster {
             None => a.proc = Some(Proc::start(a.spec.clone(), &logs)?),
         }
         Ok(())
+    }
+
+    /// Changes how an agent is started (from its next start on): another
+    /// binary, a wrapper such as `qemu-aarch64-static -L /`, environment.
+    pub fn respec(&mut self, id: AgentId, f: impl FnOnce(ProcSpec) -> ProcSpec) {
+        let a = self.agent_mut(id);
+        a.spec = f(a.spec.clone());
+        if let Some(p) = a.proc.as_mut() {
+            p.set_spec(a.spec.clone());
+        }
     }
 
     /// SIGKILLs an agent.

@@ -1,8 +1,8 @@
 //! The model of the chaos tests' operations on one job: absent, or present
 //! with the value of the last registration.
 
-use super::Model;
-use crate::history::{JobInput, JobOutput};
+use super::{Model, Unknown};
+use crate::history::{JobInput, JobOutput, Op};
 
 /// Jobs registered with a value, deregistered, and read.
 ///
@@ -40,8 +40,36 @@ impl Model for Jobs {
         }
     }
 
-    fn is_read_only(&self, input: &JobInput) -> bool {
-        matches!(input, JobInput::Read)
+    /// Reads are dropped. A registration's value is unique, so one whose
+    /// value nobody read is dropped too (it can only have overwritten a
+    /// state nobody looked at before the next write), and one whose value
+    /// was read took effect before the first such read returned. Values
+    /// written twice on a key get no such shortcut.
+    fn unknown(
+        &self,
+        op: &Op<JobInput, JobOutput>,
+        key_ops: &[&Op<JobInput, JobOutput>],
+    ) -> Unknown {
+        match op.input {
+            JobInput::Read => Unknown::Drop,
+            JobInput::Deregister => Unknown::Keep,
+            JobInput::Register(v) => {
+                let seen = key_ops
+                    .iter()
+                    .filter(|o| o.output() == Some(&JobOutput::Present(v)))
+                    .map(|o| o.ret())
+                    .min();
+                let writers = key_ops
+                    .iter()
+                    .filter(|o| o.input == JobInput::Register(v))
+                    .count();
+                match seen {
+                    None => Unknown::Drop,
+                    Some(t) if writers == 1 => Unknown::TookEffectBy(t),
+                    Some(_) => Unknown::Keep,
+                }
+            }
+        }
     }
 }
 

@@ -15,8 +15,15 @@
 //! independent; linearizability is compositional), which keeps each search
 //! small. An operation with an unknown outcome returns "after everything":
 //! it may take effect at any point after its invocation, or never (which
-//! is the same as at the very end). Read-only operations with unknown
-//! outcomes are dropped: they constrain nothing.
+//! is the same as at the very end).
+//!
+//! Unknown outcomes are what makes such searches explode, so the model may
+//! say more about each ([`Model::unknown`]): a read, or a write whose value
+//! nobody read, constrains nothing and is dropped; a write whose value was
+//! read took effect before that read returned. And unknown operations with
+//! equal inputs are interchangeable, so only the earliest invoked of them
+//! that is not yet linearized is ever tried (any order that uses a later
+//! one can use the earlier one instead).
 //!
 //! The search can take exponential time on adversarial histories; a step
 //! budget per key turns that into [`Verdict::Inconclusive`] instead of a
@@ -32,14 +39,14 @@ use std::hash::Hash;
 
 pub use jobs::Jobs;
 
-use crate::history::{History, Op};
+use crate::history::{End, History, Op};
 
 /// A sequential specification.
 pub trait Model {
     /// The state of one key.
     type State: Clone + Eq + Hash + Debug;
     /// Operation inputs.
-    type Input: Debug;
+    type Input: Debug + Eq + Hash;
     /// Operation outputs.
     type Output: Debug;
 
@@ -55,9 +62,30 @@ pub trait Model {
         output: Option<&Self::Output>,
     ) -> Option<Self::State>;
 
-    /// Whether the input changes nothing (a read), so that an unknown
-    /// outcome can be dropped.
-    fn is_read_only(&self, input: &Self::Input) -> bool;
+    /// What to make of `op`, whose outcome is unknown, given every
+    /// operation on its key. The default keeps it: it may take effect at
+    /// any time after its invocation, or never.
+    fn unknown(
+        &self,
+        op: &Op<Self::Input, Self::Output>,
+        key_ops: &[&Op<Self::Input, Self::Output>],
+    ) -> Unknown {
+        let _ = (op, key_ops);
+        Unknown::Keep
+    }
+}
+
+/// How the checker treats an operation with an unknown outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// Nothing could have observed it (a read, or a write whose value was
+    /// never read): leave it out.
+    Drop,
+    /// It may take effect at any time after its invocation, or never.
+    Keep,
+    /// It was observed, so it took effect, and no later than this time
+    /// (the return of the first operation that observed it).
+    TookEffectBy(u64),
 }
 
 /// An operation of model `M`'s history.
@@ -141,13 +169,28 @@ pub fn check<M: Model>(
 ) -> Verdict {
     let mut by_key: BTreeMap<&str, Vec<&OpOf<M>>> = BTreeMap::new();
     for op in &history.ops {
-        if op.output().is_none() && model.is_read_only(&op.input) {
-            continue;
-        }
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
     for (key, ops) in by_key {
-        match search::check_key(model, &ops, budget.steps_per_key) {
+        let items: Vec<search::Item<'_, M::Input, M::Output>> = ops
+            .iter()
+            .filter_map(|&op| {
+                let (ret, output) = match &op.end {
+                    End::Returned { at, output } => (*at, Some(output)),
+                    End::Unknown => match model.unknown(op, &ops) {
+                        Unknown::Drop => return None,
+                        Unknown::Keep => (u64::MAX, None),
+                        Unknown::TookEffectBy(t) => (t, None),
+                    },
+                };
+                Some(search::Item {
+                    op,
+                    ret: ret.max(op.call),
+                    output,
+                })
+            })
+            .collect();
+        match search::check_key(model, &items, budget.steps_per_key) {
             search::Outcome::Ok => {}
             search::Outcome::OutOfBudget(steps) => {
                 return Verdict::Inconclusive {
@@ -156,7 +199,7 @@ pub fn check<M: Model>(
                 };
             }
             search::Outcome::Stuck(deepest) => {
-                return Verdict::Violation(search::explain(model, key, &ops, &deepest));
+                return Verdict::Violation(search::explain(model, key, &items, &deepest));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The search for one key: Wing & Gong over a doubly linked list of call
 //! and return events, with a cache of (linearized set, state) pairs
-//! already explored.
+//! already explored, and interchangeable unknown operations tried in
+//! invocation order only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::{Model, Violation};
@@ -13,12 +14,20 @@ const NIL: usize = usize::MAX;
 /// The list head sentinel's index.
 const HEAD: usize = 0;
 
+/// An operation as the search sees it: its return time (`u64::MAX` when it
+/// may take effect any time after its call) and its output, if known.
+pub(super) struct Item<'a, I, O> {
+    pub op: &'a Op<I, O>,
+    pub ret: u64,
+    pub output: Option<&'a O>,
+}
+
 /// How the search for one key ended.
 pub(super) enum Outcome {
     /// Linearizable.
     Ok,
     /// Not linearizable; the deepest prefix tried (indexes into the key's
-    /// operations).
+    /// items).
     Stuck(Vec<usize>),
     /// Gave up after this many steps.
     OutOfBudget(u64),
@@ -28,8 +37,8 @@ pub(super) enum Outcome {
 struct Node {
     prev: usize,
     next: usize,
-    /// Index into the key's operations.
-    op: usize,
+    /// Index into the items.
+    item: usize,
     is_call: bool,
     /// For a call, its return node.
     ret: usize,
@@ -41,37 +50,37 @@ struct List {
 }
 
 impl List {
-    fn new<I, O>(ops: &[&Op<I, O>]) -> List {
-        // (time, calls before returns at equal times, op): equal times
+    fn new<I, O>(items: &[Item<'_, I, O>]) -> List {
+        // (time, calls before returns at equal times, item): equal times
         // count as overlapping, which never rejects a correct history.
-        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
-        for (i, op) in ops.iter().enumerate() {
-            events.push((op.call, false, i));
-            events.push((op.ret().max(op.call), true, i));
+        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(items.len() * 2);
+        for (i, it) in items.iter().enumerate() {
+            events.push((it.op.call, false, i));
+            events.push((it.ret.max(it.op.call), true, i));
         }
         events.sort_unstable();
         let mut nodes = vec![Node {
             prev: NIL,
             next: NIL,
-            op: NIL,
+            item: NIL,
             is_call: false,
             ret: NIL,
         }];
-        let mut call_node = vec![NIL; ops.len()];
-        for (k, &(_, is_return, op)) in events.iter().enumerate() {
+        let mut call_node = vec![NIL; items.len()];
+        for (k, &(_, is_return, item)) in events.iter().enumerate() {
             let idx = k + 1;
             nodes.push(Node {
                 prev: idx - 1,
                 next: if k + 1 < events.len() { idx + 1 } else { NIL },
-                op,
+                item,
                 is_call: !is_return,
                 ret: NIL,
             });
             if is_return {
                 // Every return follows its call in the sorted order.
-                nodes[call_node[op]].ret = idx;
+                nodes[call_node[item]].ret = idx;
             } else {
-                call_node[op] = idx;
+                call_node[item] = idx;
             }
         }
         nodes[HEAD].next = if events.is_empty() { NIL } else { 1 };
@@ -109,7 +118,7 @@ impl List {
     }
 }
 
-/// A set of operation indexes.
+/// A set of item indexes.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Bits(Vec<u64>);
 
@@ -127,16 +136,72 @@ impl Bits {
     }
 }
 
-/// Searches one key's operations (all indexes used below come from the
-/// list built over `ops`, so they are in range by construction).
+/// Unknown operations with equal inputs (and no deadline) are
+/// interchangeable; each such class is linearized in invocation order.
+struct Classes {
+    /// Per item: its class and its place in it.
+    of: Vec<Option<(usize, usize)>>,
+    /// Per class: how many of its members are linearized (always a
+    /// prefix, since the stack undoes in reverse order).
+    done: Vec<usize>,
+}
+
+impl Classes {
+    fn new<I: Eq + std::hash::Hash, O>(items: &[Item<'_, I, O>]) -> Classes {
+        let mut ids: HashMap<&I, usize> = HashMap::new();
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            if it.output.is_none() && it.ret == u64::MAX {
+                let next = ids.len();
+                let c = *ids.entry(&it.op.input).or_insert(next);
+                if c == members.len() {
+                    members.push(Vec::new());
+                }
+                members[c].push(i);
+            }
+        }
+        let mut of = vec![None; items.len()];
+        for (c, m) in members.iter_mut().enumerate() {
+            m.sort_by_key(|&i| (items[i].op.call, i));
+            for (pos, &i) in m.iter().enumerate() {
+                of[i] = Some((c, pos));
+            }
+        }
+        Classes {
+            of,
+            done: vec![0; members.len()],
+        }
+    }
+
+    /// Whether item `i` may be linearized now (it is the next of its class).
+    fn may_go(&self, i: usize) -> bool {
+        self.of[i].is_none_or(|(c, pos)| self.done[c] == pos)
+    }
+
+    fn went(&mut self, i: usize) {
+        if let Some((c, _)) = self.of[i] {
+            self.done[c] += 1;
+        }
+    }
+
+    fn undone(&mut self, i: usize) {
+        if let Some((c, _)) = self.of[i] {
+            self.done[c] -= 1;
+        }
+    }
+}
+
+/// Searches one key's items (all indexes used below come from the list
+/// and classes built over `items`, so they are in range by construction).
 pub(super) fn check_key<M: Model>(
     model: &M,
-    ops: &[&Op<M::Input, M::Output>],
+    items: &[Item<'_, M::Input, M::Output>],
     budget: u64,
 ) -> Outcome {
-    let mut list = List::new(ops);
+    let mut list = List::new(items);
+    let mut classes = Classes::new(items);
     let mut state = model.init();
-    let mut linearized = Bits::new(ops.len());
+    let mut linearized = Bits::new(items.len());
     let mut seen: HashSet<(Bits, M::State)> = HashSet::new();
     // (call node, state before it)
     let mut stack: Vec<(usize, M::State)> = Vec::new();
@@ -154,15 +219,18 @@ pub(super) fn check_key<M: Model>(
             _ => return Outcome::Stuck(deepest),
         };
         if node.is_call {
-            let op = ops[node.op];
-            if let Some(next) = model.step(&state, &op.input, op.output()) {
-                let now = linearized.with(node.op);
+            let it = &items[node.item];
+            if classes.may_go(node.item)
+                && let Some(next) = model.step(&state, &it.op.input, it.output)
+            {
+                let now = linearized.with(node.item);
                 if seen.insert((now.clone(), next.clone())) {
                     stack.push((cur, std::mem::replace(&mut state, next)));
                     linearized = now;
+                    classes.went(node.item);
                     list.lift(cur);
                     if stack.len() > deepest.len() {
-                        deepest = stack.iter().map(|&(c, _)| list.nodes[c].op).collect();
+                        deepest = stack.iter().map(|&(c, _)| list.nodes[c].item).collect();
                     }
                     cur = list.nodes[HEAD].next;
                     continue;
@@ -175,8 +243,10 @@ pub(super) fn check_key<M: Model>(
             let Some((call, before)) = stack.pop() else {
                 return Outcome::Stuck(deepest);
             };
+            let item = list.nodes[call].item;
             state = before;
-            linearized.without(list.nodes[call].op);
+            linearized.without(item);
+            classes.undone(item);
             list.unlift(call);
             cur = list.nodes[call].next;
         }
@@ -189,38 +259,39 @@ pub(super) fn check_key<M: Model>(
 pub(super) fn explain<M: Model>(
     model: &M,
     key: &str,
-    ops: &[&Op<M::Input, M::Output>],
+    items: &[Item<'_, M::Input, M::Output>],
     deepest: &[usize],
 ) -> Violation {
     let mut state = model.init();
     for &i in deepest {
-        if let Some(next) = model.step(&state, &ops[i].input, ops[i].output()) {
+        if let Some(next) = model.step(&state, &items[i].op.input, items[i].output) {
             state = next;
         }
     }
     let done: HashSet<usize> = deepest.iter().copied().collect();
-    let rest: Vec<usize> = (0..ops.len()).filter(|i| !done.contains(i)).collect();
+    let rest: Vec<usize> = (0..items.len()).filter(|i| !done.contains(i)).collect();
     // Real time allows next whatever was invoked before the first
     // outstanding return.
-    let horizon = rest.iter().map(|&i| ops[i].ret()).min().unwrap_or(u64::MAX);
+    let horizon = rest.iter().map(|&i| items[i].ret).min().unwrap_or(u64::MAX);
     let refused: Vec<usize> = rest
         .iter()
         .copied()
-        .filter(|&i| ops[i].call <= horizon)
+        .filter(|&i| items[i].op.call <= horizon)
         .collect();
-    let mut report = format!("key {key:?}: {} operations\n", ops.len());
-    for op in ops {
-        let end = match op.output() {
-            Some(o) => format!("returned {o:?} at {}", op.ret()),
-            None => "outcome unknown".to_owned(),
+    let mut report = format!("key {key:?}: {} operations\n", items.len());
+    for it in items {
+        let end = match (it.output, it.ret) {
+            (Some(o), at) => format!("returned {o:?} at {at}"),
+            (None, u64::MAX) => "outcome unknown".to_owned(),
+            (None, by) => format!("outcome unknown, observed by {by}"),
         };
         let _ = writeln!(
             report,
             "  op {:>5} client {:>3} {:?} invoked at {}, {end}",
-            op.id, op.client, op.input, op.call
+            it.op.id, it.op.client, it.op.input, it.op.call
         );
     }
-    let ids = |v: &[usize]| v.iter().map(|&i| ops[i].id).collect::<Vec<_>>();
+    let ids = |v: &[usize]| v.iter().map(|&i| items[i].op.id).collect::<Vec<_>>();
     let _ = writeln!(
         report,
         "longest linearizable prefix: {:?}, leaving state {state:?}",
