@@ -235,3 +235,48 @@ fn a_prepared_region_has_configs_certificates_and_a_cli() {
         .unwrap();
     assert!(out.contains("10.99.0.6/24"), "{out}");
 }
+
+#[test]
+fn the_cli_runner_answers_fails_parses_and_times_out() {
+    let name = "the_cli_runner_answers_fails_parses_and_times_out";
+    if !require(
+        name,
+        wren_tests::cmd::run(Command::new("busybox").arg("true"))
+            .map(drop)
+            .map_err(|e| format!("busybox is needed: {e}")),
+    ) {
+        return;
+    }
+    use std::time::{Duration, Instant};
+    use wren_tests::cluster::{Cli, CliError};
+    let sh = Cli::new("busybox".as_ref(), None)
+        .env("GREETING", "hello")
+        .timeout(Duration::from_secs(30));
+    assert_eq!(sh.run(["sh", "-c", "echo $GREETING"]).unwrap(), "hello\n");
+    let v = sh.json(["echo", r#"{"leader": "s2"}"#]).unwrap();
+    assert_eq!(v["leader"], "s2");
+    assert!(matches!(
+        sh.json(["echo", "not json"]),
+        Err(CliError::Json { .. })
+    ));
+    match sh.run(["sh", "-c", "echo oops >&2; exit 4"]) {
+        Err(CliError::Failed { status, stderr, .. }) => {
+            assert_eq!(status.code(), Some(4));
+            assert_eq!(stderr, "oops");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A command that does not answer in time is killed, not waited for.
+    let short = sh.clone().timeout(Duration::from_millis(200));
+    let start = Instant::now();
+    match short.output(["sleep", "600"]) {
+        Err(CliError::TimedOut { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
+        other => panic!("{other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(600));
+
+    // And the real binary answers through it.
+    let wren = Cli::new(bin::wren().unwrap(), None);
+    let version = wren.run(["version"]).unwrap();
+    assert!(version.contains("wren"), "{version}");
+}

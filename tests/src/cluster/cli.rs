@@ -10,11 +10,14 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::cmd;
 use crate::netns::Netns;
-use crate::wait;
 
 /// Why a CLI command did not give an answer.
 #[derive(Debug, thiserror::Error)]
@@ -184,16 +187,25 @@ impl Cli {
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
         );
-        let waited = wait::eventually(&line, self.timeout, || match child.try_wait() {
-            Ok(Some(status)) => Ok(Some(status)),
-            Ok(None) => Err("running"),
-            Err(_) => Ok(None),
+        // A blocking wait on its own thread, so the answer is seen the
+        // moment the command exits (operation times go into histories).
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
         });
-        let status = match waited {
-            Ok(Some(status)) => status,
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+        let status = match rx.recv_timeout(self.timeout) {
+            Ok(Ok(status)) => status,
+            Ok(Err(source)) => {
+                return Err(CliError::Spawn { cmd: line, source });
+            }
+            Err(_) => {
+                // Still running as far as we know. (Had it exited and been
+                // reaped in the last instant, its pid could in theory be
+                // reused before this kill; sequential pid allocation makes
+                // that practically impossible.)
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                let _ = waiter.join();
                 return Err(CliError::TimedOut {
                     cmd: line,
                     after: self.timeout,
@@ -201,6 +213,7 @@ impl Cli {
                 });
             }
         };
+        let _ = waiter.join();
         Ok(CliOutput {
             status,
             stdout: out.join().unwrap_or_default(),
