@@ -30,6 +30,10 @@
 //!   servers and clients in namespaces, CLI commands against them.
 //! - [`history`] and [`linearizable`]: record concurrent operations and
 //!   decide whether they are linearizable.
+//!
+//! `unsafe` is denied everywhere but in the private `sys` module: two
+//! one-line calls (a `SOL_PACKET` socket option and binding a packet socket
+//! to an interface) that nix has no safe wrapper for.
 
 mod owner;
 mod sys;
