@@ -29,7 +29,7 @@
 //! | `/v1/node/<id>/eligibility` | POST | [`NodeEligibilityRequest`] | [`EvalsResponse`] | cli |
 //! | `/v1/client/register` | POST | [`NodeRegisterRequest`] | [`HeartbeatResponse`] | client |
 //! | `/v1/client/heartbeat` | POST | [`HeartbeatRequest`] | [`HeartbeatResponse`] | client |
-//! | `/v1/client/allocs` | GET (observable) | `?node=..&secret=..` | [`ClientAllocs`] | client |
+//! | `/v1/client/allocs` | GET (observable) | `?node=ID` | [`ClientAllocs`] | client |
 //! | `/v1/client/allocs` | POST | [`AllocUpdateRequest`] | [`IndexResponse`] | client |
 //! | `/v1/status/leader` | GET | | [`LeaderResponse`] | any |
 //! | `/v1/agent/members` | GET | | `Vec<ServerMember>` | cli |
@@ -398,21 +398,20 @@ pub struct IndexResponse {
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
 #[cbor(map)]
 pub struct NodeRegisterRequest {
-    /// The node, with its `id` and `secret_id`.
+    /// The node, with its `id` (`secret_id` is ignored: the server sets it
+    /// from the connection's certificate).
     #[n(0)]
     pub node: Node,
 }
 
-/// `POST /v1/client/heartbeat`.
+/// `POST /v1/client/heartbeat`. The node is authenticated by the
+/// certificate of the connection it arrives on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
 #[cbor(map)]
 pub struct HeartbeatRequest {
     /// The node.
     #[n(0)]
     pub node_id: String,
-    /// Its secret.
-    #[n(1)]
-    pub secret_id: String,
 }
 
 /// Answer to a registration or heartbeat.
@@ -477,12 +476,9 @@ pub struct ClientAllocUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
 #[cbor(map)]
 pub struct AllocUpdateRequest {
-    /// The node reporting.
+    /// The node reporting (authenticated by the connection's certificate).
     #[n(0)]
     pub node_id: String,
-    /// Its secret.
-    #[n(1)]
-    pub secret_id: String,
     /// The updates, oldest first.
     #[n(2)]
     pub updates: Vec<ClientAllocUpdate>,

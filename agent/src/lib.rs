@@ -7,7 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod server;
 pub mod wire;

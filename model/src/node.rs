@@ -44,7 +44,10 @@ pub struct Node {
     /// Stable id.
     #[n(0)]
     pub id: NodeId,
-    /// Secret the client proves itself with; never shown to other roles.
+    /// What the client proves itself with: the SHA-256 fingerprint (hex) of
+    /// the TLS certificate it registered with. Servers fill it in from the
+    /// connection, never from the request body; requests about this node
+    /// from a client must come over a connection with the same certificate.
     #[n(1)]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub secret_id: String,

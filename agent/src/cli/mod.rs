@@ -3,6 +3,7 @@
 //! Flags are spelled `--json` as argh does; Nomad's single-dash spelling
 //! (`-json`, `-output=FILE`) is accepted too and rewritten before parsing.
 
+mod agent;
 mod args;
 mod job;
 mod node;
@@ -24,6 +25,7 @@ struct Wren {
 #[argh(subcommand)]
 enum Command {
     Version(version::VersionCmd),
+    Agent(agent::AgentCmd),
     Job(job::JobCmd),
     Node(node::NodeCmd),
     Tls(tls::TlsCmd),
@@ -55,6 +57,7 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let result = match wren.command {
         Command::Version(cmd) => cmd.run(),
+        Command::Agent(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
         Command::Node(cmd) => cmd.run(),
         Command::Tls(cmd) => cmd.run(),
