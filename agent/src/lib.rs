@@ -12,5 +12,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod ids;
 pub mod server;
 pub mod wire;
