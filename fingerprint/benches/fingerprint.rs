@@ -1,5 +1,7 @@
 //! How long a fingerprint takes: on this machine from scratch (a new
-//! Fingerprinter, so QEMU's version is asked by running it), re-run on a
+//! Fingerprinter, so QEMU's version is asked by running it), from scratch
+//! with the emulator versions an earlier run left on disk (an agent
+//! restart, `wren node fingerprint`), re-run on a
 //! kept Fingerprinter (what the agent does periodically), and on the Pi 4
 //! fixture. Prints median, p99, min and max wall time over many runs, and
 //! the CPU time per run (including children such as `qemu --version`),
@@ -68,6 +70,20 @@ fn main() {
             std::hint::black_box(Fingerprinter::host(&data_dir).fingerprint());
         }),
     );
+
+    // What an agent (re)start does: a new Fingerprinter, but emulator
+    // versions remembered in the data dir from an earlier run.
+    let version_file = data_dir.join(format!("wren-bench-qemu-versions-{}", std::process::id()));
+    Fingerprinter::host_with_cache(&data_dir, &version_file).fingerprint();
+    report(
+        "host, cold, emulator versions on disk",
+        time((runs / 10).max(10), || {
+            std::hint::black_box(
+                Fingerprinter::host_with_cache(&data_dir, &version_file).fingerprint(),
+            );
+        }),
+    );
+    let _ = std::fs::remove_file(&version_file);
 
     let mut kept = Fingerprinter::host(&data_dir);
     kept.fingerprint();

@@ -50,6 +50,20 @@ impl Fingerprinter {
         Fingerprinter::new(Roots::default(), Box::new(HostProbes::new()), data_dir)
     }
 
+    /// This machine, keeping emulator versions in `version_file` across
+    /// processes (see [`HostProbes::with_version_file`]): what the agent
+    /// uses, so a restart fingerprints without starting QEMU.
+    pub fn host_with_cache(
+        data_dir: impl Into<PathBuf>,
+        version_file: impl Into<PathBuf>,
+    ) -> Fingerprinter {
+        Fingerprinter::new(
+            Roots::default(),
+            Box::new(HostProbes::with_version_file(version_file)),
+            data_dir,
+        )
+    }
+
     /// A fixture tree at `dir` (`proc/`, `sys/`, `dev/`, `etc/` and
     /// `probes.json`), as if it were a machine.
     pub fn fixture(

@@ -55,7 +55,10 @@ impl FingerprintCmd {
         let mut fingerprinter = match &self.root {
             Some(root) => Fingerprinter::fixture(root, &self.data_dir)
                 .with_context(|| format!("loading fixture {}", root.display()))?,
-            None => Fingerprinter::host(&self.data_dir),
+            None => match version_cache() {
+                Some(file) => Fingerprinter::host_with_cache(&self.data_dir, file),
+                None => Fingerprinter::host(&self.data_dir),
+            },
         };
         let fp = fingerprinter.fingerprint();
         if self.json {
@@ -65,6 +68,16 @@ impl FingerprintCmd {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Where `wren node fingerprint` keeps emulator versions between runs:
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/wren/qemu-versions`.
+fn version_cache() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache"),
+    };
+    Some(base.join("wren").join("qemu-versions"))
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -59,6 +59,8 @@ pub struct HostProbes {
     emulators: Option<(Vec<DirStamp>, Vec<Emulator>)>,
     versions: HashMap<PathBuf, (FileStamp, Result<String, ProbeError>)>,
     networks: Option<sysinfo::Networks>,
+    /// Where emulator versions are kept across processes, if anywhere.
+    version_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for HostProbes {
@@ -75,6 +77,71 @@ impl HostProbes {
     pub fn new() -> HostProbes {
         HostProbes::default()
     }
+
+    /// Probes that also keep emulator versions in `file`, so that a new
+    /// process (an agent restart, `wren node fingerprint`) does not start
+    /// QEMU again (about 20 ms) to learn what it already knew. An entry is
+    /// used only while the binary's device, inode, size and modification
+    /// time are unchanged; a missing or unreadable file is an empty cache.
+    pub fn with_version_file(file: impl Into<PathBuf>) -> HostProbes {
+        let file = file.into();
+        let mut probes = HostProbes {
+            version_file: Some(file.clone()),
+            ..HostProbes::default()
+        };
+        if let Ok(text) = fs::read_to_string(&file) {
+            for (path, stamp, version) in text.lines().filter_map(parse_version_line) {
+                probes.versions.insert(path, (stamp, Ok(version)));
+            }
+        }
+        probes
+    }
+
+    fn save_versions(&self) {
+        let Some(file) = &self.version_file else {
+            return;
+        };
+        let mut text = String::new();
+        for (path, (s, version)) in &self.versions {
+            if let (Ok(v), Some(p)) = (version, path.to_str())
+                && !p.contains('\t')
+                && !p.contains('\n')
+            {
+                text.push_str(&format!(
+                    "{p}\t{}\t{}\t{}\t{}\t{}\t{v}\n",
+                    s.dev, s.ino, s.size, s.mtime, s.mtime_nsec
+                ));
+            }
+        }
+        // A cache: failing to write it costs the next process 20 ms, nothing
+        // more, so errors are ignored. Write-then-rename keeps it whole.
+        let tmp = file.with_extension("tmp");
+        if let Some(dir) = file.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        if fs::write(&tmp, text).is_ok() {
+            let _ = fs::rename(&tmp, file);
+        }
+    }
+}
+
+/// One line of the version file: path, dev, ino, size, mtime, mtime_nsec,
+/// version, tab-separated. Anything else is skipped.
+fn parse_version_line(line: &str) -> Option<(PathBuf, FileStamp, String)> {
+    let mut f = line.split('\t');
+    let path = PathBuf::from(f.next()?);
+    let stamp = FileStamp {
+        dev: f.next()?.parse().ok()?,
+        ino: f.next()?.parse().ok()?,
+        size: f.next()?.parse().ok()?,
+        mtime: f.next()?.parse().ok()?,
+        mtime_nsec: f.next()?.parse().ok()?,
+    };
+    let version = f.next()?.to_owned();
+    if version.is_empty() || f.next().is_some() {
+        return None;
+    }
+    Some((path, stamp, version))
 }
 
 impl Probes for HostProbes {
@@ -168,6 +235,9 @@ impl Probes for HostProbes {
         if let Some(stamp) = stamp {
             self.versions
                 .insert(emulator.path.clone(), (stamp, version.clone()));
+            if version.is_ok() {
+                self.save_versions();
+            }
         }
         version
     }
@@ -380,6 +450,51 @@ mod tests {
             probes.qemu_version(&emu(&failing)),
             Err(ProbeError::Run { .. })
         ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn versions_persist_across_processes_until_the_binary_changes() {
+        let dir = std::env::temp_dir().join(format!("wren-fp-qvf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let counter = dir.join("runs");
+        let qemu = dir.join("qemu-system-counted");
+        // Each run appends to `runs`, so the test sees how often QEMU was asked.
+        fs::write(
+            &qemu,
+            format!(
+                "#!/bin/sh\necho x >> {}\necho 'QEMU emulator version 10.0.2'\n",
+                counter.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&qemu, fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = dir.join("cache/qemu-versions");
+        let emu = Emulator {
+            name: "qemu-system-counted".into(),
+            path: qemu.clone(),
+        };
+        let runs = || fs::read_to_string(&counter).map_or(0, |t| t.lines().count());
+
+        let mut first = HostProbes::with_version_file(&cache);
+        assert_eq!(first.qemu_version(&emu), Ok("10.0.2".to_owned()));
+        assert_eq!(runs(), 1);
+        // A new process (new probes) reads the file instead of running QEMU.
+        let mut second = HostProbes::with_version_file(&cache);
+        assert_eq!(second.qemu_version(&emu), Ok("10.0.2".to_owned()));
+        assert_eq!(runs(), 1);
+        // An upgraded binary is asked again.
+        fs::write(
+            &qemu,
+            "#!/bin/sh\necho 'QEMU emulator version 10.1.0 (upgraded)'\n",
+        )
+        .unwrap();
+        let mut third = HostProbes::with_version_file(&cache);
+        assert_eq!(third.qemu_version(&emu), Ok("10.1.0".to_owned()));
+        // A garbled cache file is an empty cache, not an error.
+        fs::write(&cache, "garbage\n\t\t\n/x\t1\t2\n").unwrap();
+        let mut fourth = HostProbes::with_version_file(&cache);
+        assert_eq!(fourth.qemu_version(&emu), Ok("10.1.0".to_owned()));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
