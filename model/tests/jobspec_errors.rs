@@ -262,3 +262,15 @@ fn every_error_is_reported_not_only_the_first() {
     let lines: Vec<usize> = errors.0.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![2, 4, 6], "{errors}");
 }
+
+#[test]
+fn later_errors_are_located_by_path() {
+    let text = "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"exec\"\n      config {\n        comand = \"/bin/true\"\n      }\n    }\n  }\n}\n";
+    let (_, located) =
+        jobspec::parse_located("later.hcl", text, &jobspec::Options::default()).unwrap();
+    let e = located.error("job.group[g].task[t].config.comand", "unknown option");
+    assert_eq!(e.to_string(), "later.hcl:6:9: unknown option");
+    // An unknown path falls back to its nearest located ancestor.
+    let e = located.error("job.group[g].task[t].resources.device[3]", "x");
+    assert_eq!((e.line, e.col), (3, 10));
+}

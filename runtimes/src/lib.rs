@@ -57,6 +57,47 @@ pub use driver::{
 };
 pub use runtime::{Runtime, RuntimeConfig};
 
+/// Checks a task's driver `config` the way its driver will, without a
+/// runtime: for `wren job validate` and for servers accepting a job. What
+/// only a node knows (which image directories and extra qemu flags its
+/// operator allows) is not judged here; the node checks it again before
+/// anything starts. Unknown drivers are the jobspec validator's concern.
+pub fn validate_task_config(task: &wren_model::Task) -> Result<(), ConfigError> {
+    match task.driver.as_str() {
+        "exec" | "raw_exec" => {
+            let name = if task.driver == "exec" {
+                "exec"
+            } else {
+                "raw_exec"
+            };
+            exec::ExecConfig::parse(name, task).map(drop)
+        }
+        "qemu" => {
+            // Allow, for this check, exactly the flags and any absolute path
+            // the task names: their syntax is checked, their permission is
+            // each node's call.
+            let flags = task
+                .config
+                .get("args")
+                .and_then(wren_model::Value::as_list)
+                .map(|args| {
+                    args.iter()
+                        .filter_map(wren_model::Value::as_str)
+                        .filter(|a| a.starts_with('-'))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let opts = qemu::QemuOptions {
+                image_paths: vec![std::path::PathBuf::from("/")],
+                args_allowlist: flags,
+            };
+            qemu::QemuConfig::parse(task, &opts).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The drivers of a client, by name.
 pub type Drivers = BTreeMap<&'static str, Box<dyn Driver>>;
 

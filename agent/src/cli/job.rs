@@ -96,11 +96,23 @@ pub fn load_job(file: &str, vars: &[String]) -> anyhow::Result<Option<Job>> {
             .insert(name.trim().to_owned(), value.to_owned());
     }
     let name = if file == "-" { "<stdin>" } else { file };
-    match jobspec::parse_with(name, &text, &options) {
-        Ok(job) => Ok(Some(job)),
+    let (job, located) = match jobspec::parse_located(name, &text, &options) {
+        Ok(parsed) => parsed,
         Err(errors) => {
             eprintln!("{errors}");
-            Ok(None)
+            return Ok(None);
+        }
+    };
+    // The drivers' own options: checked here as the node will check them.
+    let mut bad = false;
+    for g in &job.task_groups {
+        for t in &g.tasks {
+            if let Err(e) = wren_runtimes::validate_task_config(t) {
+                let path = format!("job.group[{}].task[{}].config.{}", g.name, t.name, e.key);
+                eprintln!("{}", located.error(&path, e.to_string()));
+                bad = true;
+            }
         }
     }
+    Ok((!bad).then_some(job))
 }

@@ -12,7 +12,16 @@ use crate::job::{Job, JobStatus, JobType, Parameterized, Periodic};
 use crate::validate::validate_job;
 use crate::value::Value;
 
-pub(super) fn decode(src: &Source<'_>, options: &Options) -> Result<Job, JobspecErrors> {
+pub(super) fn decode(
+    src: &Source<'_>,
+    options: &Options,
+) -> Result<
+    (
+        Job,
+        std::collections::HashMap<String, std::ops::Range<usize>>,
+    ),
+    JobspecErrors,
+> {
     let body = crate::hcl::parse_body(src)?;
     let mut ctx = Ctx::new(src);
     ctx.unsupported = crate::hcl::NOMAD_UNSUPPORTED;
@@ -84,7 +93,7 @@ pub(super) fn decode(src: &Source<'_>, options: &Options) -> Result<Job, Jobspec
         }
     }
     match job {
-        Some(job) if ctx.errors.is_empty() => Ok(job),
+        Some(job) if ctx.errors.is_empty() => Ok((job, ctx.spans)),
         _ => {
             let mut errors = ctx.errors;
             errors.sort_by_key(|e| (e.line, e.col));

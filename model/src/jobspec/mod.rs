@@ -47,6 +47,39 @@ pub struct Options {
     pub vars: BTreeMap<String, String>,
 }
 
+/// Where each part of a parsed job file is, by validation path (such as
+/// `job.group[web].task[api].config.image_path`), for errors found after
+/// parsing — a driver rejecting a config key, a server refusing a job.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    file: String,
+    text: String,
+    spans: std::collections::HashMap<String, std::ops::Range<usize>>,
+}
+
+impl Locations {
+    /// An error at `path` (or its nearest located ancestor).
+    pub fn error(&self, path: &str, message: impl Into<String>) -> JobspecError {
+        let mut p = path;
+        let offset = loop {
+            if let Some(s) = self.spans.get(p) {
+                break s.start;
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => break 0,
+            }
+        };
+        let (line, col) = Source::new(&self.file, &self.text).position(offset);
+        JobspecError {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
 /// Parses a job file with no variables set.
 pub fn parse(file: &str, text: &str) -> Result<Job, JobspecErrors> {
     parse_with(file, text, &Options::default())
@@ -54,6 +87,23 @@ pub fn parse(file: &str, text: &str) -> Result<Job, JobspecErrors> {
 
 /// Parses a job file.
 pub fn parse_with(file: &str, text: &str, options: &Options) -> Result<Job, JobspecErrors> {
+    parse_located(file, text, options).map(|(job, _)| job)
+}
+
+/// Parses a job file and says where each of its parts is.
+pub fn parse_located(
+    file: &str,
+    text: &str,
+    options: &Options,
+) -> Result<(Job, Locations), JobspecErrors> {
     let source = Source::new(file, text);
-    decode::decode(&source, options)
+    let (job, spans) = decode::decode(&source, options)?;
+    Ok((
+        job,
+        Locations {
+            file: file.to_owned(),
+            text: text.to_owned(),
+            spans,
+        },
+    ))
 }

@@ -36,7 +36,7 @@ pub(super) fn task(
         Some(cb) => {
             no_labels(ctx, cb);
             ctx.note(&format!("{path}.config"), block_span(cb));
-            config_value(ctx, &cb.body)
+            config_value(ctx, &cb.body, &format!("{path}.config"))
         }
         None => Value::empty_map(),
     };
@@ -99,7 +99,9 @@ fn normalize_signal(s: &str) -> String {
 
 /// A driver `config` block as a value tree: attributes as values, nested
 /// blocks as maps (keyed further by their labels), repeated blocks as lists.
-fn config_value(ctx: &mut Ctx<'_>, body: &Body) -> Value {
+/// Every key's span is recorded under `path` (`...config.image_path`), so a
+/// driver's complaint about a key can be pointed at.
+fn config_value(ctx: &mut Ctx<'_>, body: &Body, path: &str) -> Value {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in body.iter() {
@@ -111,6 +113,7 @@ fn config_value(ctx: &mut Ctx<'_>, body: &Body) -> Value {
         match s {
             Structure::Attribute(a) => {
                 let key = a.key.as_str().to_owned();
+                ctx.note(&format!("{path}.{key}"), a.key.span().unwrap_or(0..0));
                 if map.contains_key(&key) {
                     ctx.error(
                         &a.key.span().unwrap_or(0..0),
@@ -126,7 +129,9 @@ fn config_value(ctx: &mut Ctx<'_>, body: &Body) -> Value {
                 }
             }
             Structure::Block(b) => {
-                let mut value = config_value(ctx, &b.body);
+                let inner = format!("{path}.{}", b.ident.as_str());
+                ctx.note(&inner, block_span(b));
+                let mut value = config_value(ctx, &b.body, &inner);
                 for label in b.labels.iter().rev() {
                     let mut m = BTreeMap::new();
                     m.insert(label.as_str().to_owned(), value);
