@@ -487,3 +487,27 @@ fn amd_gpus_come_from_pci_and_drm() {
     assert!(!unbound.healthy);
     assert_eq!(unbound.health_description, "no kernel driver is bound");
 }
+
+/// Git drops empty directories, so a fixture that relies on one works in
+/// the tree it was made in and breaks in a fresh clone. Each needs a
+/// `.gitkeep`.
+#[test]
+fn no_fixture_directory_is_empty() {
+    fn walk(dir: &std::path::Path, empty: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut any = false;
+        for e in entries.flatten() {
+            any = true;
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, empty);
+            }
+        }
+        if !any {
+            empty.push(dir.to_path_buf());
+        }
+    }
+    let mut empty = Vec::new();
+    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"), &mut empty);
+    assert!(empty.is_empty(), "add a .gitkeep to: {empty:#?}");
+}
