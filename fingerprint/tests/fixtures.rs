@@ -494,7 +494,9 @@ fn amd_gpus_come_from_pci_and_drm() {
 #[test]
 fn no_fixture_directory_is_empty() {
     fn walk(dir: &std::path::Path, empty: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut any = false;
         for e in entries.flatten() {
             any = true;
@@ -508,6 +510,9 @@ fn no_fixture_directory_is_empty() {
         }
     }
     let mut empty = Vec::new();
-    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"), &mut empty);
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"),
+        &mut empty,
+    );
     assert!(empty.is_empty(), "add a .gitkeep to: {empty:#?}");
 }
