@@ -119,6 +119,36 @@ fn serve(dir: &Path) {
     let _ = std::io::stdin().read_line(&mut line);
 }
 
+/// A server in a child process.
+struct Child {
+    proc: std::process::Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+fn spawn_server(dir: &Path) -> Child {
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .env("WREN_BENCH_SERVE", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server child");
+    let mut line = String::new();
+    BufReader::new(proc.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line.trim().parse().expect("server address");
+    let pid = proc.id();
+    Child { proc, addr, pid }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        drop(self.proc.stdin.take());
+        let _ = self.proc.wait();
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -218,19 +248,9 @@ fn main() {
         std::fs::write(dir.join(format!("{name}-key.pem")), &pair.key).unwrap();
     }
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("WREN_BENCH_SERVE", &dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server child");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().expect("server address");
-    let pid = child.id();
-
+    let child = spawn_server(&dir);
+    let addr = child.addr;
+    let pid = child.pid;
     let ex = Arc::new(Executor::new());
     let _stop = threads(&ex, 2);
     println!(
@@ -258,19 +278,22 @@ fn main() {
         drop(many);
         drop(one);
 
-        // Memory per idle connection.
-        let probe = client(&ex, &dir, addr);
-        let active = |c: Client| async move {
-            let (a, _): (Active, _) = c.get("/v1/bench/stats").await.unwrap();
-            a.connections
-        };
+        // Memory per idle connection: a fresh server per round (a used
+        // allocator would hand freed memory back out and hide the cost),
+        // warmed up by one connection, then 1,000 more left idle.
+        drop(child);
         let mut per_conn = Vec::new();
+        let mut end_rss = 0;
         for _ in 0..ROUNDS {
-            while active(probe.clone()).await > 1 {
-                smol::Timer::after(Duration::from_millis(20)).await;
-            }
-            let before = rss_kib(pid);
-            let idle: Vec<Client> = (0..IDLE_CONNS).map(|_| client(&ex, &dir, addr)).collect();
+            let server = spawn_server(&dir);
+            let probe = client(&ex, &dir, server.addr);
+            let active = |c: Client| async move {
+                let (a, _): (Active, _) = c.get("/v1/bench/stats").await.unwrap();
+                a.connections
+            };
+            assert_eq!(active(probe.clone()).await, 1);
+            let before = rss_kib(server.pid);
+            let idle: Vec<Client> = (0..IDLE_CONNS).map(|_| client(&ex, &dir, server.addr)).collect();
             for chunk in idle.chunks(50) {
                 let opens: Vec<_> = chunk
                     .iter()
@@ -283,24 +306,19 @@ fn main() {
                     o.await;
                 }
             }
-            assert!(active(probe.clone()).await >= IDLE_CONNS as u64);
-            let after = rss_kib(pid);
+            assert_eq!(active(probe.clone()).await, IDLE_CONNS as u64 + 1);
+            let after = rss_kib(server.pid);
+            end_rss = after;
             per_conn.push((after.saturating_sub(before)) as f64 * 1024.0 / IDLE_CONNS as f64);
-            drop(idle);
         }
         println!(
-            "{:<28} {:>10.0} bytes of server RSS per idle connection (rounds: {:?})",
+            "{:<28} {:>10.0} bytes of server RSS per idle connection (rounds: {:?}, RSS with them {} KiB)",
             format!("{IDLE_CONNS} idle connections"),
             median(per_conn.clone()),
-            per_conn
-                .iter()
-                .map(|b| b.round() as u64)
-                .collect::<Vec<_>>()
+            per_conn.iter().map(|b| b.round() as u64).collect::<Vec<_>>(),
+            end_rss,
         );
-        println!("{:<28} {:>10} KiB server RSS at the end", "", rss_kib(pid));
     }));
 
-    drop(child.stdin.take());
-    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -214,3 +214,30 @@ fn connection_and_in_flight_limits_hold() {
         }
     });
 }
+
+#[test]
+fn shutdown_releases_every_connection() {
+    let rt = Runtime::new(1);
+    let pki = Pki::new("global");
+    let server = start_server(&rt, &pki, Arc::new(TestState::default()), quick_settings());
+    let addr = server.local_addr().unwrap();
+    rt.block_on(async {
+        let mut raw = Raw::connect(addr, &pki.ca.cert, Some(&pki.material(Role::Cli)))
+            .await
+            .unwrap();
+        raw.send_csm().await.unwrap();
+        assert!(matches!(raw.next(LIMIT).await, Seen::Frame(f) if f.code == signal_code::CSM));
+        server.shutdown();
+        match raw.next_message(LIMIT).await {
+            Seen::Frame(f) => {
+                assert_eq!(f.code, signal_code::RELEASE, "{f:?}");
+                let release = Signal::from_frame(&f).unwrap();
+                assert!(matches!(release, Signal::Release { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(raw.next(LIMIT).await, Seen::Closed);
+        // And nothing is accepted any more.
+        assert!(eventually(LIMIT, || server.stats().active == 0).await);
+    });
+}

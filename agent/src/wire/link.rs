@@ -22,6 +22,11 @@ use super::frame::{
 };
 use super::signal::Signal;
 
+/// Read space kept while a connection is idle.
+const IDLE_READ_BUFFER: usize = 1024;
+/// Write buffer capacity kept between writes.
+const IDLE_WRITE_BUFFER: usize = 2048;
+
 /// Limits and timeouts of a connection.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -54,7 +59,7 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(45),
             max_in_flight: 128,
             max_connections: 4096,
-            queue_len: 32,
+            queue_len: 8,
         }
     }
 }
@@ -238,8 +243,9 @@ async fn read_loop<R: AsyncRead + Unpin, D: Dispatch>(
         }
         if start == end {
             (start, end) = (0, 0);
-            if buf.len() > 16 * 1024 {
-                // Give back what one large message took.
+            if buf.len() > IDLE_READ_BUFFER {
+                // Give back what a large message took: idle connections
+                // are what a server has most of.
                 buf = Vec::new();
             }
         }
@@ -248,7 +254,7 @@ async fn read_loop<R: AsyncRead + Unpin, D: Dispatch>(
         let pending = buf.get(start..end).unwrap_or(&[]);
         let want = match frame::frame_len(pending, &limits) {
             Ok(Some(total)) => total.saturating_sub(pending.len()).clamp(1024, 64 * 1024),
-            Ok(None) => 1024,
+            Ok(None) => IDLE_READ_BUFFER,
             Err(e) => return LinkEnd::Aborted(e.to_string()),
         };
         if buf.len() - end < want {
@@ -396,7 +402,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     write_timed(wr, &buf, settings.write_timeout).await?;
     loop {
         buf.clear();
-        if buf.capacity() > 64 * 1024 {
+        if buf.capacity() > IDLE_WRITE_BUFFER {
             buf = Vec::new();
         }
         // Control frames first: a Pong must not wait behind responses.

@@ -517,6 +517,7 @@ async fn observe_loop(inner: Arc<Inner>, path: String, tx: Sender<Result<Respons
             frame: reg,
             armed: true,
         };
+        let mut delivered = false;
         loop {
             let Ok(frame) = rx.recv().await else {
                 if tx
@@ -526,8 +527,15 @@ async fn observe_loop(inner: Arc<Inner>, path: String, tx: Sender<Result<Respons
                 {
                     return;
                 }
+                if !delivered {
+                    // Lost before anything arrived: do not redial in a loop.
+                    drop(registration);
+                    smol::Timer::after(pause).await;
+                    pause = (pause * 2).min(inner.settings.backoff_max);
+                }
                 break;
             };
+            delivered = true;
             let is_final = frame.options.get(CoapOption::Observe).is_none();
             if is_final {
                 registration.armed = false;
