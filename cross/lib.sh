@@ -49,13 +49,13 @@ target_runner() {
     if [ -n "$qemu" ]; then echo "$qemu -L /"; fi
 }
 
-# Exports what cargo and the cc crate need to build for the triple:
-# RUSTC, and for foreign targets the linker, C compiler, archiver and a
-# runner (so `cargo test --target` runs under qemu).
+# Exports what cargo and the cc crate need to build for the triple with the
+# given rustc: RUSTC, and for foreign targets the linker, C compiler,
+# archiver and a runner (so `cargo test --target` runs under qemu).
 export_target_env() {
-    local triple=$1 upper lower
+    local triple=$1 rustc=$2 upper lower
     target_facts "$triple" || return 1
-    export RUSTC="$CROSS_RUSTC"
+    export RUSTC="$rustc"
     [ -n "$qemu" ] || return 0
     upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
     lower=${triple//-/_}
@@ -65,27 +65,58 @@ export_target_env() {
     export "AR_${lower}=$gnu-ar"
 }
 
-# Why the triple cannot be built here (one line), or nothing when it can:
-# the compiler, the cross gcc, and a std that this very rustc accepts (a
-# std of another rustc version is the usual failure after a mirror served
-# mismatched packages).
-build_blocker() {
-    local triple=$1 tmp
-    target_facts "$triple" || return 0
-    if [ ! -x "$CROSS_RUSTC" ]; then
-        echo "no $CROSS_RUSTC (run cross/install-toolchain as root)"
+# Why this rustc cannot compile for the triple (one line), or nothing: it
+# must exist and have a std it accepts (a std of another rustc version is
+# what a mirror serving mismatched packages leaves behind).
+rustc_blocker() {
+    local rustc=$1 triple=$2 tmp
+    if [ ! -x "$rustc" ]; then
+        echo "no $rustc (run cross/install-toolchain as root)"
         return 0
     fi
+    tmp=$(mktemp -d)
+    if ! echo 'fn main() {}' |
+        "$rustc" --target "$triple" --edition 2021 --emit=metadata -o "$tmp/probe.rmeta" - 2>"$tmp/err"; then
+        echo "$rustc ($("$rustc" --version | awk '{print $2}')) has no usable std for $triple: $(grep -m1 -E '^error' "$tmp/err" || head -n1 "$tmp/err")"
+    fi
+    rm -rf "$tmp"
+}
+
+# The rustc to build the triple with: Debian's rustc-web when its std for
+# the triple is installed. Otherwise, unless WREN_CROSS_RUSTC chose one,
+# rustup's rustc if it already has the target (nothing is downloaded):
+# a mirror mid-sync can hold back one architecture's std for hours. Prints
+# nothing when neither can.
+pick_rustc() {
+    local triple=$1 alt
+    if [ -z "$(rustc_blocker "$CROSS_RUSTC" "$triple")" ]; then
+        echo "$CROSS_RUSTC"
+        return 0
+    fi
+    [ -z "${WREN_CROSS_RUSTC:-}" ] || return 0
+    alt=$(cd "$CROSS_REPO" && rustup which rustc 2>/dev/null) || return 0
+    if [ -n "$alt" ] && [ -z "$(rustc_blocker "$alt" "$triple")" ]; then echo "$alt"; fi
+}
+
+# Why the triple cannot be built here (one line), or nothing.
+build_blocker() {
+    local triple=$1
+    target_facts "$triple" || return 0
     if [ -n "$qemu" ] && ! command -v "$gnu-gcc" >/dev/null; then
         echo "no $gnu-gcc (run cross/install-toolchain as root)"
         return 0
     fi
-    tmp=$(mktemp -d)
-    if ! echo 'fn main() { println!("{}", std::env::consts::ARCH); }' |
-        "$CROSS_RUSTC" --target "$triple" --edition 2021 --emit=metadata -o "$tmp/probe.rmeta" - 2>"$tmp/err"; then
-        echo "$CROSS_RUSTC has no usable std for $triple: $(grep -m1 -E '^error' "$tmp/err" || head -n1 "$tmp/err") (libstd-rust-web-dev:$deb_arch at $("$CROSS_RUSTC" --version | awk '{print $2}')? run cross/install-toolchain as root)"
+    if [ -z "$(pick_rustc "$triple")" ]; then
+        echo "$(rustc_blocker "$CROSS_RUSTC" "$triple") (run cross/install-toolchain as root)"
     fi
-    rm -rf "$tmp"
+}
+
+# Says so on stderr when the triple is built by another rustc than
+# Debian's rustc-web.
+note_fallback() { # triple rustc
+    if [ "$2" != "$CROSS_RUSTC" ]; then
+        echo "cross: NOTE: $1 is built with $2 ($("$2" --version | awk '{print $2}')): $(rustc_blocker "$CROSS_RUSTC" "$1")" >&2
+    fi
 }
 
 # Why binaries of the triple cannot be run here, or nothing.
