@@ -164,3 +164,17 @@ mib() {
 elapsed_since() {
     awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}'
 }
+
+# Sets the variable named $1 to the CPU seconds (user + system) used so far
+# by this shell's finished children, from the `times` builtin (which must
+# run in this shell, not in a command substitution).
+children_cpu() {
+    local f
+    f=$(mktemp)
+    times >"$f"
+    printf -v "$1" '%s' "$(awk 'NR == 2 {
+        split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2]
+    }' "$f")"
+    rm -f "$f"
+}
