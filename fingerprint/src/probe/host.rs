@@ -287,10 +287,12 @@ impl Probes for HostProbes {
             call: "statvfs",
             errno,
         })?;
-        let frag = st.fragment_size();
+        // The counts are 32 bits wide on 32-bit targets (armv7): multiply
+        // in 64 bits, or a disk over 4 GiB saturates.
+        let frag = st.fragment_size() as u64;
         Ok(Storage {
-            total_bytes: st.blocks().saturating_mul(frag),
-            free_bytes: st.blocks_available().saturating_mul(frag),
+            total_bytes: (st.blocks() as u64).saturating_mul(frag),
+            free_bytes: (st.blocks_available() as u64).saturating_mul(frag),
         })
     }
 }
