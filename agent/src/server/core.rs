@@ -14,7 +14,7 @@ use wren_state::{
 };
 
 use super::peers::Peers;
-use crate::wire::{ApiError, HandlerResult, Method, Request, Response};
+use crate::wire::{ApiError, ClientError, HandlerResult, Method, Request, Response};
 
 /// Where followers send writes.
 pub const WRITE_PATH: &str = "/v1/internal/write";
@@ -94,7 +94,10 @@ impl Core {
             if let Some(leader) = leader.filter(|l| l.id != self.node.id()) {
                 match self.forward_write(&leader, &command).await {
                     Ok(w) => return Ok(w),
-                    // The leader moved on, or is unreachable: look again.
+                    // 5.03: the command was certainly not applied (the leader
+                    // moved on, or could not be reached): look again. Anything
+                    // else, 5.04 (it may have been applied) included, is the
+                    // caller's to see: retrying could apply it twice.
                     Err(e) if e.code == ResponseType::ServiceUnavailable => {}
                     Err(e) => return Err(e),
                 }
@@ -121,7 +124,16 @@ impl Core {
         let resp = client
             .request(Method::Post, WRITE_PATH, &body)
             .await
-            .map_err(|e| ApiError::unavailable(format!("leader {}: {e}", leader.addr)))?;
+            .map_err(|e| match e {
+                // Sent, and then no answer: the leader may have applied it.
+                ClientError::Timeout { .. } | ClientError::ConnectionLost { sent: true, .. } => {
+                    outcome_unknown(format!(
+                        "forwarded to the leader at {}, which did not answer ({e}): the change may or may not have been applied; check before retrying",
+                        leader.addr
+                    ))
+                }
+                e => ApiError::unavailable(format!("leader {}: {e}", leader.addr)),
+            })?;
         if let Some(e) = resp.as_error() {
             return Err(e);
         }
@@ -223,8 +235,14 @@ impl Core {
                 content_format: Some(crate::wire::CBOR),
                 index: Some(w.index),
             }),
-            // Not the leader any more: let the follower look again.
+            // Not the leader any more, nothing proposed: let the follower
+            // look again (5.03).
             Err(WriteError::NotLeader { .. }) => Err(ApiError::unavailable("not the leader")),
+            // Stopping with the command possibly in the log: not 5.03, which
+            // would make the follower send it again.
+            Err(WriteError::Stopped(why)) => Err(outcome_unknown(format!(
+                "the leader stopped while writing ({why}): the change may or may not have been applied; check before retrying"
+            ))),
             Err(e) => Err(write_error(e)),
         }
     }
@@ -243,7 +261,7 @@ pub fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::Rejected { error, .. } => apply_error(error),
         WriteError::NotLeader { .. } => ApiError::unavailable("no leader"),
-        WriteError::OutcomeUnknown { .. } => ApiError::unavailable(
+        WriteError::OutcomeUnknown { .. } => outcome_unknown(
             "leadership changed while writing: the change may or may not have been applied; check before retrying",
         ),
         WriteError::TooLarge { bytes, limit } => ApiError::new(
@@ -252,6 +270,12 @@ pub fn write_error(e: WriteError) -> ApiError {
         ),
         WriteError::Stopped(why) => ApiError::unavailable(format!("the server is stopping: {why}")),
     }
+}
+
+/// 5.04: a write whose outcome is unknown (it may or may not have been
+/// applied). Never retried by servers; 5.03 means "certainly not applied".
+pub fn outcome_unknown(message: impl Into<String>) -> ApiError {
+    ApiError::new(ResponseType::GatewayTimeout, message)
 }
 
 /// Maps an apply error to an API error.

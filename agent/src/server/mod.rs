@@ -7,9 +7,13 @@
 //! - [`transport`]: Raft messages over the wire between servers.
 //! - [`peers`]: connections to the other servers.
 //! - [`bootstrap`]: forming the region (`bootstrap_expect`, `retry_join`).
+//! - [`membership`]: who the servers are (hello), joining, removing peers.
+//! - [`endpoints`]: the `/v1` reads and writes the CLI uses.
 
 pub mod bootstrap;
 pub mod core;
+pub mod endpoints;
+pub mod membership;
 pub mod peers;
 pub mod transport;
 
@@ -47,6 +51,8 @@ pub enum ServerStartError {
 pub struct Server {
     /// What every endpoint uses.
     pub core: Core,
+    /// The servers of the region this one knows.
+    pub members: membership::Membership,
 }
 
 impl Server {
@@ -90,8 +96,22 @@ impl Server {
             ex,
             deadline: Duration::from_secs(10).saturating_mul(config.server.raft_multiplier.max(1)),
         };
+        let members = membership::Membership::new(
+            membership::ServerInfo {
+                id,
+                name: core.identity.name.clone(),
+                addr: core.identity.addr.clone(),
+                region: core.identity.region.clone(),
+                datacenter: core.identity.datacenter.clone(),
+                version: wren_model::VERSION.to_owned(),
+                bootstrap_expect: config.server.bootstrap_expect,
+            },
+            Duration::from_secs(2).saturating_mul(config.server.raft_multiplier.max(1)),
+        );
         register(&core, router);
-        Ok(Server { core })
+        membership::register(&core, &members, router);
+        endpoints::register(&core, &members, router);
+        Ok(Server { core, members })
     }
 }
 
