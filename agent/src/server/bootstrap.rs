@@ -68,6 +68,9 @@ pub fn spawn(server: &super::Server, config: &crate::config::AgentConfig) {
                 }
                 Joined::Bootstrapped | Joined::Added => {}
             }
+            // Names, datacenters and versions of the other servers, for
+            // `server members` and `list-peers`.
+            membership::learn_missing(&core, &members).await;
         })
         .detach();
 }
@@ -159,14 +162,15 @@ pub async fn join(core: &Core, members: &Membership, plan: &JoinPlan) -> Joined 
         });
         let replies = join_all(calls.collect()).await;
         let mut alive: Vec<ServerInfo> = vec![me.clone()];
-        let mut formed = Vec::new();
+        // Servers of a formed region, with the leader they know.
+        let mut formed: Vec<(ServerInfo, Option<String>)> = Vec::new();
         let mut failures = Vec::new();
         for (addr, r) in replies {
             match r {
                 Ok(reply) if reply.me.id == me.id => {}
                 Ok(reply) => {
                     if reply.initialized {
-                        formed.push(reply.me.clone());
+                        formed.push((reply.me.clone(), reply.leader.clone()));
                     }
                     alive.push(reply.me);
                 }
@@ -176,8 +180,24 @@ pub async fn join(core: &Core, members: &Membership, plan: &JoinPlan) -> Joined 
         alive.sort_by_key(|s| s.id);
         alive.dedup_by_key(|s| s.id);
 
-        let note = if let Some(server) = formed.first() {
-            match membership::change(core, members, Change::AddVoter(me.clone())).await {
+        let note = if let Some((server, leader)) = formed.first() {
+            let Some(leader) = formed
+                .iter()
+                .find_map(|(_, l)| l.clone())
+                .or_else(|| leader.clone())
+            else {
+                let note = format!(
+                    "the region exists ({} answered) but elects a leader now",
+                    server.name
+                );
+                if note != last_note {
+                    eprintln!("wren agent: joining the region: {note}");
+                    last_note = note;
+                }
+                core.node.wait_for_status(plan.interval, |_| false).await;
+                continue;
+            };
+            match membership::send_change(core, &leader, &Change::AddVoter(me.clone())).await {
                 Ok(()) => {
                     if core
                         .node
@@ -195,7 +215,7 @@ pub async fn join(core: &Core, members: &Membership, plan: &JoinPlan) -> Joined 
                     }
                     "added as a voter, waiting to hear from the leader".to_owned()
                 }
-                Err(e) => format!("asking {} to add this server: {e}", server.addr),
+                Err(e) => format!("asking the leader at {leader} to add this server: {e}"),
             }
         } else if alive.len() >= plan.bootstrap_expect as usize {
             if alive.first().is_some_and(|s| s.id == me.id) {

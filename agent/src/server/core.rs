@@ -86,7 +86,10 @@ impl Core {
     pub async fn write(&self, command: Command) -> Result<Written, ApiError> {
         let until = Instant::now() + self.deadline;
         loop {
-            let leader = match self.node.write(command.clone()).await {
+            let Some(result) = within(until, self.node.write(command.clone())).await else {
+                return Err(self.not_committed_in_time());
+            };
+            let leader = match result {
                 Ok(w) => return Ok(w),
                 Err(WriteError::NotLeader { leader }) => leader,
                 Err(e) => return Err(write_error(e)),
@@ -156,7 +159,13 @@ impl Core {
         }
         let until = Instant::now() + self.deadline;
         loop {
-            let leader = match self.node.read_barrier().await {
+            let Some(result) = within(until, self.node.read_barrier()).await else {
+                return Err(ApiError::unavailable(format!(
+                    "no quorum confirmed the leadership within {:?}; retry, or pass ?stale to read this server's state",
+                    self.deadline
+                )));
+            };
+            let leader = match result {
                 Ok(_) => return Ok(self.node.snapshot()),
                 Err(ReadError::NotLeader { leader }) => leader,
                 Err(ReadError::NoQuorum(why)) => {
@@ -220,11 +229,25 @@ impl Core {
         self.read(stale).await
     }
 
+    /// A leader cut off from its quorum keeps a proposal pending: after the
+    /// deadline the caller is told, but the proposal may still commit if
+    /// this server keeps leading once the quorum is back.
+    fn not_committed_in_time(&self) -> ApiError {
+        outcome_unknown(format!(
+            "the change was not committed within {:?} (the region may have lost its quorum): it may or may not be applied later; check before retrying",
+            self.deadline
+        ))
+    }
+
     /// Handles a forwarded write on the leader.
     pub async fn receive_write(self, req: Request) -> HandlerResult {
         let command: Command = wren_model::codec::from_cbor(&req.body)
             .map_err(|e| ApiError::bad_request(format!("forwarded command: {e}")))?;
-        match self.node.write(command).await {
+        let until = Instant::now() + self.deadline;
+        let Some(result) = within(until, self.node.write(command)).await else {
+            return Err(self.not_committed_in_time());
+        };
+        match result {
             // Internal and CBOR only: the outcome has no JSON form.
             Ok(w) => Ok(Response {
                 code: ResponseType::Changed,
@@ -249,11 +272,26 @@ impl Core {
 
     /// Answers a follower's read-index request on the leader.
     pub async fn receive_read_index(self, req: Request) -> HandlerResult {
-        match self.node.read_barrier().await {
+        let until = Instant::now() + self.deadline;
+        let Some(result) = within(until, self.node.read_barrier()).await else {
+            return Err(ApiError::unavailable(
+                "no quorum confirmed the leadership in time",
+            ));
+        };
+        match result {
             Ok(index) => Ok(req.reply(&ReadIndex { index })),
             Err(e) => Err(ApiError::unavailable(e.to_string())),
         }
     }
+}
+
+/// `fut`'s output, or `None` when `until` passes first.
+async fn within<T>(until: Instant, fut: impl Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(fut.await) }, async {
+        smol::Timer::at(until).await;
+        None
+    })
+    .await
 }
 
 /// Maps a write failure to the API error a caller sees.

@@ -207,6 +207,32 @@ pub async fn hello(core: &Core, members: &Membership, addr: &str) -> Result<Hell
     Ok(reply)
 }
 
+/// Says hello to every server of the Raft membership this table knows
+/// nothing about (after a restart, the table starts with this server
+/// only), concurrently; those that do not answer stay unknown.
+pub async fn learn_missing(core: &Core, members: &Membership) {
+    let missing: Vec<String> = core
+        .node
+        .status()
+        .members
+        .into_iter()
+        .filter(|m| m.id != members.me().id && members.get(m.id).is_none())
+        .map(|m| m.addr)
+        .collect();
+    let calls: Vec<_> = missing
+        .into_iter()
+        .map(|addr| {
+            let (core, members) = (core.clone(), members.clone());
+            core.ex
+                .clone()
+                .spawn(async move { hello(&core, &members, &addr).await })
+        })
+        .collect();
+    for c in calls {
+        let _ = c.await;
+    }
+}
+
 /// Handles a hello from another server.
 pub async fn receive_hello(core: Core, members: Membership, req: Request) -> HandlerResult {
     let hello: Hello = req.decode()?;
@@ -231,6 +257,7 @@ pub async fn receive_hello(core: Core, members: Membership, req: Request) -> Han
 /// the core's deadline).
 pub async fn change(core: &Core, members: &Membership, change: Change) -> Result<(), ApiError> {
     let until = Instant::now() + core.deadline;
+    let mut last = "no leader is known".to_owned();
     loop {
         let leader = match apply_locally(core, members, &change).await {
             Ok(()) => return Ok(()),
@@ -241,14 +268,17 @@ pub async fn change(core: &Core, members: &Membership, change: Change) -> Result
         if let Some(leader) = leader.filter(|l| l.id != core.node.id()) {
             match forward(core, &leader, &change).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.code == ResponseType::ServiceUnavailable => {}
+                Err(e) if e.code == ResponseType::ServiceUnavailable => {
+                    last = format!("leader {}: {}", leader.addr, e.message);
+                }
                 Err(e) => return Err(e),
             }
         }
         if Instant::now() >= until {
-            return Err(ApiError::unavailable(
-                "no leader to change the region's membership (no quorum?)",
-            ));
+            return Err(ApiError::unavailable(format!(
+                "the region's membership could not be changed within {:?}: {last}",
+                core.deadline
+            )));
         }
         core.node
             .wait_for_leader(
@@ -282,6 +312,16 @@ async fn apply_locally(
 }
 
 async fn forward(core: &Core, leader: &Peer, change: &Change) -> Result<(), ApiError> {
+    send_change(core, &leader.addr, change).await
+}
+
+/// Sends `change` to the server at `addr`, which applies it if it leads
+/// (5.03 if it does not: ask its leader instead).
+pub async fn send_change(core: &Core, addr: &str, change: &Change) -> Result<(), ApiError> {
+    let leader = Peer {
+        id: 0,
+        addr: addr.to_owned(),
+    };
     let client = core
         .peers
         .get(&leader.addr)

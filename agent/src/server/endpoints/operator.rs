@@ -76,6 +76,7 @@ async fn peers(core: Core, members: Membership, req: Request) -> HandlerResult {
     // is at least as new as every change acknowledged before the call.
     let stale = super::flag(&req, "stale");
     let state = core.read(stale).await?;
+    membership::learn_missing(&core, &members).await;
     Ok(super::reply_at(
         &req,
         &configuration(&core, &members),
