@@ -94,6 +94,7 @@ impl Core {
                 Err(WriteError::NotLeader { leader }) => leader,
                 Err(e) => return Err(write_error(e)),
             };
+            let tried = leader.as_ref().map(|l| l.id);
             if let Some(leader) = leader.filter(|l| l.id != self.node.id()) {
                 match self.forward_write(&leader, &command).await {
                     Ok(w) => return Ok(w),
@@ -110,11 +111,7 @@ impl Core {
                     "no leader: the region cannot accept writes now (no quorum?)",
                 ));
             }
-            self.node
-                .wait_for_leader(
-                    Duration::from_millis(250).min(until.saturating_duration_since(Instant::now())),
-                )
-                .await;
+            self.wait_for_another_leader(tried, until).await;
         }
     }
 
@@ -175,6 +172,7 @@ impl Core {
                 }
                 Err(ReadError::Stopped(why)) => return Err(ApiError::unavailable(why)),
             };
+            let tried = leader.as_ref().map(|l| l.id);
             if let Some(leader) = leader.filter(|l| l.id != self.node.id())
                 && let Ok(index) = self.leader_read_index(&leader).await
             {
@@ -192,11 +190,7 @@ impl Core {
                     "no leader to confirm a consistent read; retry, or pass ?stale to read this server's state",
                 ));
             }
-            self.node
-                .wait_for_leader(
-                    Duration::from_millis(250).min(until.saturating_duration_since(Instant::now())),
-                )
-                .await;
+            self.wait_for_another_leader(tried, until).await;
         }
     }
 
@@ -227,6 +221,20 @@ impl Core {
             self.node.wait_for_index(table, req.min_index, wait).await;
         }
         self.read(stale).await
+    }
+
+    /// Waits until this server knows a leader other than `tried` (the one
+    /// that just failed; any leader when `None`), for at most 250 ms and
+    /// never past `until`: a dead leader stays "known" until an election
+    /// ends, and asking it again at once would only spin.
+    async fn wait_for_another_leader(&self, tried: Option<u64>, until: Instant) {
+        let timeout =
+            Duration::from_millis(250).min(until.saturating_duration_since(Instant::now()));
+        self.node
+            .wait_for_status(timeout, |s| {
+                s.leader.as_ref().is_some_and(|l| Some(l.id) != tried)
+            })
+            .await;
     }
 
     /// A leader cut off from its quorum keeps a proposal pending: after the
