@@ -67,6 +67,22 @@ impl Server {
         ex: Arc<Executor<'static>>,
         router: &mut Router,
     ) -> Result<Server, ServerStartError> {
+        Server::open_tuned(config, data_dir, addr, tls, ex, router, |_| {}).await
+    }
+
+    /// [`Server::open`] with a last say over the Raft node's configuration.
+    /// For benchmarks only (e.g. storage that is not durable, to show what
+    /// durability costs); agents use [`Server::open`].
+    #[doc(hidden)]
+    pub async fn open_tuned(
+        config: &AgentConfig,
+        data_dir: &Path,
+        addr: String,
+        tls: &TlsMaterial,
+        ex: Arc<Executor<'static>>,
+        router: &mut Router,
+        tune: impl FnOnce(&mut NodeConfig),
+    ) -> Result<Server, ServerStartError> {
         let dir = data_dir.join("server");
         let io = |source| ServerStartError::DataDir {
             path: dir.clone(),
@@ -81,6 +97,7 @@ impl Server {
             multiplier: config.server.raft_multiplier.max(1),
             ..RaftTiming::default()
         };
+        tune(&mut node_config);
         let peers = Peers::new(tls.clone(), ex.clone());
         let transport = Arc::new(WireTransport::new(peers.clone()));
         let node = StateNode::open(node_config, transport, Spawner::new(ex.clone())).await?;
