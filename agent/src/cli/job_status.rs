@@ -119,7 +119,7 @@ impl StatusCmd {
             remote.get(&with_query(&format!("/v1/job/{}/deployment", job.id), &q))?;
         let mut allocations: Vec<AllocStub> =
             remote.get(&with_query(&format!("/v1/job/{}/allocations", job.id), &q))?;
-        allocations.sort_by(|a, b| b.create_time.cmp(&a.create_time));
+        allocations.sort_by_key(|a| std::cmp::Reverse(a.create_time));
         let status = JobStatus {
             job,
             summary,

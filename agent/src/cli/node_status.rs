@@ -96,7 +96,7 @@ impl StatusCmd {
             &format!("/v1/node/{}/allocations", node.id),
             &[remote::stale(self.stale)],
         ))?;
-        allocations.sort_by(|a, b| b.create_time.cmp(&a.create_time));
+        allocations.sort_by_key(|a| std::cmp::Reverse(a.create_time));
         let s = NodeStatus { node, allocations };
         if self.json {
             format::print_json(&s);

@@ -97,9 +97,11 @@ impl InProcRegion {
         let mut servers = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let (ex, stop, threads) = executor(2);
-            let mut config = AgentConfig::default();
-            config.name = Some(format!("s{}", i + 1));
-            config.port = addr.port();
+            let mut config = AgentConfig {
+                name: Some(format!("s{}", i + 1)),
+                port: addr.port(),
+                ..AgentConfig::default()
+            };
             config.server.enabled = true;
             config.server.bootstrap_expect = n as u32;
             config.server.retry_join = addrs.iter().map(ToString::to_string).collect();

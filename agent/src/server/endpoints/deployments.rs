@@ -29,7 +29,7 @@ async fn of_job(core: Core, req: Request) -> HandlerResult {
         .deployments_by_job(&id)
         .map(|d| (**d).clone())
         .collect();
-    all.sort_by(|a, b| b.create_index.cmp(&a.create_index));
+    all.sort_by_key(|d| std::cmp::Reverse(d.create_index));
     Ok(reply_at(&req, &all, state.table_index(Table::Deployments)))
 }
 
