@@ -281,7 +281,7 @@ mod tests {
         assert!(
             text.lines()
                 .any(|l| l.starts_with("01234567  abcdefgh  cache")
-                    && l.ends_with("30s ago   5s ago")),
+                    && l.ends_with("30s ago  5s ago")),
             "{text}"
         );
     }

@@ -245,30 +245,40 @@ async fn versions(core: Core, req: Request) -> HandlerResult {
 
 #[cfg(test)]
 mod tests {
-    use wren_model::{Allocation, TaskGroup};
+    use wren_model::{ClientStatus, JobType};
 
     use super::*;
+    use crate::server::endpoints::testing::{job, node, place, state};
 
     #[test]
-    fn an_empty_state_summarises_every_group_at_zero() {
-        let job = Job {
-            id: "web".into(),
-            task_groups: vec![
-                TaskGroup {
-                    name: "a".into(),
-                    ..TaskGroup::default()
-                },
-                TaskGroup {
-                    name: "b".into(),
-                    ..TaskGroup::default()
-                },
-            ],
-            ..Job::default()
-        };
-        let s = job_summary(&State::default(), &job);
-        assert_eq!(s.job_id, "web");
-        assert_eq!(s.groups.len(), 2);
-        assert!(s.groups.values().all(|g| *g == GroupSummary::default()));
-        let _ = Allocation::default();
+    fn summaries_count_allocations_by_client_status() {
+        let s = state(vec![
+            node("n1", "default"),
+            job("web", JobType::Service),
+            place(&[
+                ("a1", "web", "n1", ClientStatus::Running),
+                ("a2", "web", "n1", ClientStatus::Running),
+                ("a3", "web", "n1", ClientStatus::Failed),
+                ("a4", "web", "n1", ClientStatus::Pending),
+            ]),
+        ]);
+        let summary = job_summary(&s, s.job("web").unwrap());
+        assert_eq!(summary.job_id, "web");
+        assert_eq!(
+            summary.groups["g"],
+            GroupSummary {
+                running: 2,
+                failed: 1,
+                starting: 1,
+                ..GroupSummary::default()
+            }
+        );
+        let listed = stub(&s, s.job("web").unwrap());
+        assert_eq!((listed.id.as_str(), listed.version), ("web", 0));
+        assert_eq!(listed.summary, summary);
+        // A job without allocations has its groups at zero.
+        let s = state(vec![job("idle", JobType::Batch)]);
+        let summary = job_summary(&s, s.job("idle").unwrap());
+        assert_eq!(summary.groups["g"], GroupSummary::default());
     }
 }

@@ -138,6 +138,98 @@ pub(crate) fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::not_found(format!("{what} {id:?} not found"))
 }
 
+/// States built from commands, for the handlers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use wren_model::{
+        Allocation, ClientStatus, Job, JobType, Node, NodeStatus, PlanResult, Task, TaskGroup,
+    };
+    use wren_state::{ApplyPlan, Command, Proposal, RegisterJob, State, UpsertNode};
+
+    /// Applies `commands` in order from index 1.
+    pub fn state(commands: Vec<Command>) -> State {
+        let mut s = State::default();
+        for (i, command) in commands.into_iter().enumerate() {
+            let index = i as u64 + 1;
+            s.apply(
+                index,
+                Proposal {
+                    issued_at: 1_000 + index as i64,
+                    command,
+                },
+            )
+            .unwrap_or_else(|e| panic!("command {index}: {e}"));
+        }
+        s
+    }
+
+    /// A ready node in pool `pool`.
+    pub fn node(id: &str, pool: &str) -> Command {
+        Command::UpsertNode(UpsertNode {
+            node: Node {
+                id: id.into(),
+                name: id.into(),
+                datacenter: "dc1".into(),
+                node_pool: pool.into(),
+                status: NodeStatus::Ready,
+                ..Node::default()
+            },
+            evals: Vec::new(),
+        })
+    }
+
+    /// A job of one group `g` with one task.
+    pub fn job(id: &str, job_type: JobType) -> Command {
+        Command::RegisterJob(RegisterJob {
+            job: Job {
+                id: id.into(),
+                name: id.into(),
+                job_type,
+                priority: 50,
+                node_pool: "default".into(),
+                datacenters: vec!["dc1".into()],
+                task_groups: vec![TaskGroup {
+                    name: "g".into(),
+                    count: 1,
+                    tasks: vec![Task {
+                        name: "t".into(),
+                        driver: "raw_exec".into(),
+                        ..Task::default()
+                    }],
+                    ..TaskGroup::default()
+                }],
+                ..Job::default()
+            },
+            eval: None,
+            enforce_index: None,
+        })
+    }
+
+    /// Places allocations `(id, job, node, client status)`.
+    pub fn place(allocs: &[(&str, &str, &str, ClientStatus)]) -> Command {
+        let mut result = PlanResult::default();
+        for (id, job, node, status) in allocs {
+            result
+                .node_allocation
+                .entry((*node).to_owned())
+                .or_insert_with(Vec::new)
+                .push(Allocation {
+                    id: (*id).into(),
+                    name: format!("{job}.g[0]"),
+                    node_id: (*node).into(),
+                    job_id: (*job).into(),
+                    task_group: "g".into(),
+                    client_status: *status,
+                    ..Allocation::default()
+                });
+        }
+        Command::ApplyPlan(ApplyPlan {
+            result,
+            evals: Vec::new(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

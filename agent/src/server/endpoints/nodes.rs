@@ -181,3 +181,60 @@ async fn eligibility(core: Core, req: Request) -> HandlerResult {
         written.index,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use wren_model::{ClientStatus, JobType};
+
+    use super::*;
+    use crate::server::endpoints::testing::{job, node, place, state};
+
+    fn jobs_of(evals: &[Evaluation]) -> Vec<&str> {
+        evals.iter().map(|e| e.job_id.as_str()).collect()
+    }
+
+    #[test]
+    fn node_evaluations_cover_its_jobs_and_the_system_jobs_of_its_pool() {
+        let s = state(vec![
+            node("n1", "default"),
+            job("web", JobType::Service),
+            job("agent", JobType::System),
+            job("logs", JobType::System),
+            job("done", JobType::Batch),
+            place(&[
+                ("a1", "web", "n1", ClientStatus::Running),
+                ("a2", "agent", "n1", ClientStatus::Running),
+                ("a3", "done", "n1", ClientStatus::Complete),
+            ]),
+        ]);
+        let n = s.node("n1").unwrap();
+        // A drain: the jobs running there, system ones included...
+        let evals = node_evals(&s, n, TriggeredBy::NodeDrain, true, false);
+        assert_eq!(jobs_of(&evals), ["agent", "web"]);
+        assert!(evals.iter().all(
+            |e| e.node_id.as_deref() == Some("n1") && e.triggered_by == TriggeredBy::NodeDrain
+        ));
+        // ...or not, when the drain ignores system jobs.
+        let evals = node_evals(&s, n, TriggeredBy::NodeDrain, false, false);
+        assert_eq!(jobs_of(&evals), ["web"]);
+        // Eligible again: also every system job of the pool.
+        let evals = node_evals(&s, n, TriggeredBy::NodeUpdate, true, true);
+        assert_eq!(jobs_of(&evals), ["agent", "logs", "web"]);
+        assert_eq!(
+            evals[0].job_modify_index,
+            s.job("agent").unwrap().job_modify_index
+        );
+    }
+
+    #[test]
+    fn a_node_shown_through_the_api_has_no_secret() {
+        let n = Node {
+            secret_id: "abc".into(),
+            name: "n".into(),
+            ..Node::default()
+        };
+        let shown = redacted(&n);
+        assert_eq!(shown.secret_id, "");
+        assert_eq!(shown.name, "n");
+    }
+}
