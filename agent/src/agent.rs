@@ -161,17 +161,8 @@ async fn serve(
         let l = listener.clone();
         async move { l.run().await }
     });
-    if let Some(s) = &server
-        && config.server.bootstrap_expect == 1
-        && config.server.retry_join.is_empty()
-    {
-        let core = s.core.clone();
-        ex.spawn(async move {
-            if let Err(e) = server::bootstrap::single(&core).await {
-                eprintln!("wren agent: bootstrapping a one-server region failed: {e}");
-            }
-        })
-        .detach();
+    if let Some(s) = &server {
+        server::bootstrap::spawn(s, &config);
     }
 
     let sig = signals.recv().await.ok();

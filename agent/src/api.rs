@@ -35,7 +35,13 @@
 //! | `/v1/agent/members` | GET | | `Vec<ServerMember>` | cli |
 //! | `/v1/operator/raft/peers` | GET | | [`RaftConfiguration`] | cli |
 //! | `/v1/operator/raft/peer/<id>` | DELETE | | [`IndexResponse`] | cli |
-//! | `/v1/operator/snapshot` | GET / POST | snapshot bytes | snapshot bytes / [`IndexResponse`] | cli |
+//! | `/v1/job/<id>/versions` | GET | | `Vec<Job>` (newest first) | cli |
+//! | `/v1/job/<id>/deployments` | GET | | `Vec<Deployment>` | cli |
+//! | `/v1/deployment/<id>` | GET | | `Deployment` | cli |
+//! | `/v1/evals` | GET | `?job=ID&prefix=P` | `Vec<Evaluation>` | cli |
+//! | `/v1/operator/snapshot` | GET / POST | [`StateSnapshot`] | [`StateSnapshot`] / [`IndexResponse`] | cli |
+//!
+//! Listings take `?prefix=P` (ids starting with P).
 //!
 //! A client agent serves its own allocations' logs and signals on the same
 //! port (`/v1/client/fs/logs/<alloc>/<task>`, `/v1/client/alloc/<id>/signal`,
@@ -560,6 +566,21 @@ pub struct RaftConfiguration {
     /// The last committed index.
     #[n(2)]
     pub committed: u64,
+}
+
+/// A saved state (`wren operator snapshot save|restore`): the bytes
+/// `wren_state::State::save` writes (magic, format, CBOR tables, CRC-32),
+/// as the snapshot file holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cbor(map)]
+pub struct StateSnapshot {
+    /// The Raft index the state was read at (0 in a restore request).
+    #[n(0)]
+    pub index: u64,
+    /// The snapshot.
+    #[n(1)]
+    #[cbor(with = "minicbor::bytes")]
+    pub data: Vec<u8>,
 }
 
 /// A piece of a task's log, from a client agent.

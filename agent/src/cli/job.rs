@@ -20,28 +20,16 @@ pub struct JobCmd {
 #[argh(subcommand)]
 enum JobSub {
     Validate(ValidateCmd),
-    Run(RunCmd),
+    Run(super::job_run::RunCmd),
+    Status(super::job_status::StatusCmd),
+    Stop(super::job_stop::StopCmd),
+    Inspect(super::job_inspect::InspectCmd),
 }
 
 /// Check a job file for errors without submitting it.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "validate")]
 struct ValidateCmd {
-    /// set a variable: --var name=value (repeatable)
-    #[argh(option)]
-    var: Vec<String>,
-    /// the job file ("-" reads standard input)
-    #[argh(positional)]
-    file: String,
-}
-
-/// Submit a job (with --output: print it as JSON, contacting no server).
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "run")]
-struct RunCmd {
-    /// print the canonical job as JSON instead of submitting it
-    #[argh(switch)]
-    output: bool,
     /// set a variable: --var name=value (repeatable)
     #[argh(option)]
     var: Vec<String>,
@@ -60,19 +48,10 @@ impl JobCmd {
                 println!("Job validation successful");
                 Ok(ExitCode::SUCCESS)
             }
-            JobSub::Run(cmd) => {
-                let Some(job) = load_job(&cmd.file, &cmd.var)? else {
-                    return Ok(ExitCode::from(1));
-                };
-                if !cmd.output {
-                    anyhow::bail!(
-                        "submitting jobs needs a running server, which this build of wren does not have yet; \
-                         use --output to print the job"
-                    );
-                }
-                println!("{}", wren_model::codec::to_json_pretty(&job));
-                Ok(ExitCode::SUCCESS)
-            }
+            JobSub::Run(cmd) => cmd.run(),
+            JobSub::Status(cmd) => cmd.run(),
+            JobSub::Stop(cmd) => cmd.run(),
+            JobSub::Inspect(cmd) => cmd.run(),
         }
     }
 }

@@ -5,8 +5,20 @@
 
 mod agent;
 mod args;
+mod eval;
+mod format;
 mod job;
+mod job_inspect;
+mod job_run;
+mod job_status;
+mod job_stop;
 mod node;
+mod node_drain;
+mod node_eligibility;
+mod node_status;
+mod operator;
+mod remote;
+mod server;
 mod tls;
 mod version;
 
@@ -27,7 +39,10 @@ enum Command {
     Version(version::VersionCmd),
     Agent(agent::AgentCmd),
     Job(job::JobCmd),
+    Eval(eval::EvalCmd),
     Node(node::NodeCmd),
+    Server(server::ServerCmd),
+    Operator(operator::OperatorCmd),
     Tls(tls::TlsCmd),
 }
 
@@ -59,7 +74,10 @@ pub fn run(args: &[String]) -> ExitCode {
         Command::Version(cmd) => cmd.run(),
         Command::Agent(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
+        Command::Eval(cmd) => cmd.run(),
         Command::Node(cmd) => cmd.run(),
+        Command::Server(cmd) => cmd.run(),
+        Command::Operator(cmd) => cmd.run(),
         Command::Tls(cmd) => cmd.run(),
     };
     match result {

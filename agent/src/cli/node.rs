@@ -20,6 +20,9 @@ pub struct NodeCmd {
 #[argh(subcommand)]
 enum NodeSub {
     Fingerprint(FingerprintCmd),
+    Status(super::node_status::StatusCmd),
+    Drain(super::node_drain::DrainCmd),
+    Eligibility(super::node_eligibility::EligibilityCmd),
 }
 
 /// Show what this machine looks like to the scheduler: attributes,
@@ -46,6 +49,9 @@ impl NodeCmd {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             NodeSub::Fingerprint(cmd) => cmd.run(),
+            NodeSub::Status(cmd) => cmd.run(),
+            NodeSub::Drain(cmd) => cmd.run(),
+            NodeSub::Eligibility(cmd) => cmd.run(),
         }
     }
 }
@@ -243,7 +249,9 @@ mod tests {
     fn argh_parses_the_flags() {
         let cmd =
             NodeCmd::from_args(&["node"], &["fingerprint", "--json", "--root", "/x"]).unwrap();
-        let NodeSub::Fingerprint(f) = cmd.command;
+        let NodeSub::Fingerprint(f) = cmd.command else {
+            panic!("parsed as another subcommand");
+        };
         assert!(f.json);
         assert_eq!(f.root.as_deref(), Some(Path::new("/x")));
         assert_eq!(f.data_dir, Path::new("/var/lib/wren"));

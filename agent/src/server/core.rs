@@ -14,7 +14,7 @@ use wren_state::{
 };
 
 use super::peers::Peers;
-use crate::wire::{ApiError, HandlerResult, Method, Request, Response};
+use crate::wire::{ApiError, ClientError, HandlerResult, Method, Request, Response};
 
 /// Where followers send writes.
 pub const WRITE_PATH: &str = "/v1/internal/write";
@@ -86,15 +86,22 @@ impl Core {
     pub async fn write(&self, command: Command) -> Result<Written, ApiError> {
         let until = Instant::now() + self.deadline;
         loop {
-            let leader = match self.node.write(command.clone()).await {
+            let Some(result) = within(until, self.node.write(command.clone())).await else {
+                return Err(self.not_committed_in_time());
+            };
+            let leader = match result {
                 Ok(w) => return Ok(w),
                 Err(WriteError::NotLeader { leader }) => leader,
                 Err(e) => return Err(write_error(e)),
             };
+            let tried = leader.as_ref().map(|l| l.id);
             if let Some(leader) = leader.filter(|l| l.id != self.node.id()) {
                 match self.forward_write(&leader, &command).await {
                     Ok(w) => return Ok(w),
-                    // The leader moved on, or is unreachable: look again.
+                    // 5.03: the command was certainly not applied (the leader
+                    // moved on, or could not be reached): look again. Anything
+                    // else, 5.04 (it may have been applied) included, is the
+                    // caller's to see: retrying could apply it twice.
                     Err(e) if e.code == ResponseType::ServiceUnavailable => {}
                     Err(e) => return Err(e),
                 }
@@ -104,11 +111,7 @@ impl Core {
                     "no leader: the region cannot accept writes now (no quorum?)",
                 ));
             }
-            self.node
-                .wait_for_leader(
-                    Duration::from_millis(250).min(until.saturating_duration_since(Instant::now())),
-                )
-                .await;
+            self.wait_for_another_leader(tried, until).await;
         }
     }
 
@@ -121,7 +124,16 @@ impl Core {
         let resp = client
             .request(Method::Post, WRITE_PATH, &body)
             .await
-            .map_err(|e| ApiError::unavailable(format!("leader {}: {e}", leader.addr)))?;
+            .map_err(|e| match e {
+                // Sent, and then no answer: the leader may have applied it.
+                ClientError::Timeout { .. } | ClientError::ConnectionLost { sent: true, .. } => {
+                    outcome_unknown(format!(
+                        "forwarded to the leader at {}, which did not answer ({e}): the change may or may not have been applied; check before retrying",
+                        leader.addr
+                    ))
+                }
+                e => ApiError::unavailable(format!("leader {}: {e}", leader.addr)),
+            })?;
         if let Some(e) = resp.as_error() {
             return Err(e);
         }
@@ -144,7 +156,13 @@ impl Core {
         }
         let until = Instant::now() + self.deadline;
         loop {
-            let leader = match self.node.read_barrier().await {
+            let Some(result) = within(until, self.node.read_barrier()).await else {
+                return Err(ApiError::unavailable(format!(
+                    "no quorum confirmed the leadership within {:?}; retry, or pass ?stale to read this server's state",
+                    self.deadline
+                )));
+            };
+            let leader = match result {
                 Ok(_) => return Ok(self.node.snapshot()),
                 Err(ReadError::NotLeader { leader }) => leader,
                 Err(ReadError::NoQuorum(why)) => {
@@ -154,6 +172,7 @@ impl Core {
                 }
                 Err(ReadError::Stopped(why)) => return Err(ApiError::unavailable(why)),
             };
+            let tried = leader.as_ref().map(|l| l.id);
             if let Some(leader) = leader.filter(|l| l.id != self.node.id())
                 && let Ok(index) = self.leader_read_index(&leader).await
             {
@@ -171,11 +190,7 @@ impl Core {
                     "no leader to confirm a consistent read; retry, or pass ?stale to read this server's state",
                 ));
             }
-            self.node
-                .wait_for_leader(
-                    Duration::from_millis(250).min(until.saturating_duration_since(Instant::now())),
-                )
-                .await;
+            self.wait_for_another_leader(tried, until).await;
         }
     }
 
@@ -208,11 +223,39 @@ impl Core {
         self.read(stale).await
     }
 
+    /// Waits until this server knows a leader other than `tried` (the one
+    /// that just failed; any leader when `None`), for at most 250 ms and
+    /// never past `until`: a dead leader stays "known" until an election
+    /// ends, and asking it again at once would only spin.
+    async fn wait_for_another_leader(&self, tried: Option<u64>, until: Instant) {
+        let timeout =
+            Duration::from_millis(250).min(until.saturating_duration_since(Instant::now()));
+        self.node
+            .wait_for_status(timeout, |s| {
+                s.leader.as_ref().is_some_and(|l| Some(l.id) != tried)
+            })
+            .await;
+    }
+
+    /// A leader cut off from its quorum keeps a proposal pending: after the
+    /// deadline the caller is told, but the proposal may still commit if
+    /// this server keeps leading once the quorum is back.
+    fn not_committed_in_time(&self) -> ApiError {
+        outcome_unknown(format!(
+            "the change was not committed within {:?} (the region may have lost its quorum): it may or may not be applied later; check before retrying",
+            self.deadline
+        ))
+    }
+
     /// Handles a forwarded write on the leader.
     pub async fn receive_write(self, req: Request) -> HandlerResult {
         let command: Command = wren_model::codec::from_cbor(&req.body)
             .map_err(|e| ApiError::bad_request(format!("forwarded command: {e}")))?;
-        match self.node.write(command).await {
+        let until = Instant::now() + self.deadline;
+        let Some(result) = within(until, self.node.write(command)).await else {
+            return Err(self.not_committed_in_time());
+        };
+        match result {
             // Internal and CBOR only: the outcome has no JSON form.
             Ok(w) => Ok(Response {
                 code: ResponseType::Changed,
@@ -223,19 +266,40 @@ impl Core {
                 content_format: Some(crate::wire::CBOR),
                 index: Some(w.index),
             }),
-            // Not the leader any more: let the follower look again.
+            // Not the leader any more, nothing proposed: let the follower
+            // look again (5.03).
             Err(WriteError::NotLeader { .. }) => Err(ApiError::unavailable("not the leader")),
+            // Stopping with the command possibly in the log: not 5.03, which
+            // would make the follower send it again.
+            Err(WriteError::Stopped(why)) => Err(outcome_unknown(format!(
+                "the leader stopped while writing ({why}): the change may or may not have been applied; check before retrying"
+            ))),
             Err(e) => Err(write_error(e)),
         }
     }
 
     /// Answers a follower's read-index request on the leader.
     pub async fn receive_read_index(self, req: Request) -> HandlerResult {
-        match self.node.read_barrier().await {
+        let until = Instant::now() + self.deadline;
+        let Some(result) = within(until, self.node.read_barrier()).await else {
+            return Err(ApiError::unavailable(
+                "no quorum confirmed the leadership in time",
+            ));
+        };
+        match result {
             Ok(index) => Ok(req.reply(&ReadIndex { index })),
             Err(e) => Err(ApiError::unavailable(e.to_string())),
         }
     }
+}
+
+/// `fut`'s output, or `None` when `until` passes first.
+async fn within<T>(until: Instant, fut: impl Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(fut.await) }, async {
+        smol::Timer::at(until).await;
+        None
+    })
+    .await
 }
 
 /// Maps a write failure to the API error a caller sees.
@@ -243,7 +307,7 @@ pub fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::Rejected { error, .. } => apply_error(error),
         WriteError::NotLeader { .. } => ApiError::unavailable("no leader"),
-        WriteError::OutcomeUnknown { .. } => ApiError::unavailable(
+        WriteError::OutcomeUnknown { .. } => outcome_unknown(
             "leadership changed while writing: the change may or may not have been applied; check before retrying",
         ),
         WriteError::TooLarge { bytes, limit } => ApiError::new(
@@ -252,6 +316,12 @@ pub fn write_error(e: WriteError) -> ApiError {
         ),
         WriteError::Stopped(why) => ApiError::unavailable(format!("the server is stopping: {why}")),
     }
+}
+
+/// 5.04: a write whose outcome is unknown (it may or may not have been
+/// applied). Never retried by servers; 5.03 means "certainly not applied".
+pub fn outcome_unknown(message: impl Into<String>) -> ApiError {
+    ApiError::new(ResponseType::GatewayTimeout, message)
 }
 
 /// Maps an apply error to an API error.

@@ -7,9 +7,13 @@
 //! - [`transport`]: Raft messages over the wire between servers.
 //! - [`peers`]: connections to the other servers.
 //! - [`bootstrap`]: forming the region (`bootstrap_expect`, `retry_join`).
+//! - [`membership`]: who the servers are (hello), joining, removing peers.
+//! - [`endpoints`]: the `/v1` reads and writes the CLI uses.
 
 pub mod bootstrap;
 pub mod core;
+pub mod endpoints;
+pub mod membership;
 pub mod peers;
 pub mod transport;
 
@@ -47,6 +51,8 @@ pub enum ServerStartError {
 pub struct Server {
     /// What every endpoint uses.
     pub core: Core,
+    /// The servers of the region this one knows.
+    pub members: membership::Membership,
 }
 
 impl Server {
@@ -60,6 +66,22 @@ impl Server {
         tls: &TlsMaterial,
         ex: Arc<Executor<'static>>,
         router: &mut Router,
+    ) -> Result<Server, ServerStartError> {
+        Server::open_tuned(config, data_dir, addr, tls, ex, router, |_| {}).await
+    }
+
+    /// [`Server::open`] with a last say over the Raft node's configuration.
+    /// For benchmarks only (e.g. storage that is not durable, to show what
+    /// durability costs); agents use [`Server::open`].
+    #[doc(hidden)]
+    pub async fn open_tuned(
+        config: &AgentConfig,
+        data_dir: &Path,
+        addr: String,
+        tls: &TlsMaterial,
+        ex: Arc<Executor<'static>>,
+        router: &mut Router,
+        tune: impl FnOnce(&mut NodeConfig),
     ) -> Result<Server, ServerStartError> {
         let dir = data_dir.join("server");
         let io = |source| ServerStartError::DataDir {
@@ -75,6 +97,7 @@ impl Server {
             multiplier: config.server.raft_multiplier.max(1),
             ..RaftTiming::default()
         };
+        tune(&mut node_config);
         let peers = Peers::new(tls.clone(), ex.clone());
         let transport = Arc::new(WireTransport::new(peers.clone()));
         let node = StateNode::open(node_config, transport, Spawner::new(ex.clone())).await?;
@@ -90,8 +113,22 @@ impl Server {
             ex,
             deadline: Duration::from_secs(10).saturating_mul(config.server.raft_multiplier.max(1)),
         };
+        let members = membership::Membership::new(
+            membership::ServerInfo {
+                id,
+                name: core.identity.name.clone(),
+                addr: core.identity.addr.clone(),
+                region: core.identity.region.clone(),
+                datacenter: core.identity.datacenter.clone(),
+                version: wren_model::VERSION.to_owned(),
+                bootstrap_expect: config.server.bootstrap_expect,
+            },
+            Duration::from_secs(2).saturating_mul(config.server.raft_multiplier.max(1)),
+        );
         register(&core, router);
-        Ok(Server { core })
+        membership::register(&core, &members, router);
+        endpoints::register(&core, &members, router);
+        Ok(Server { core, members })
     }
 }
 

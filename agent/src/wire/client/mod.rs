@@ -227,6 +227,22 @@ impl Client {
         self.request_as(method, path, body, CBOR, CBOR).await
     }
 
+    /// Like [`Client::request`], but a request that went out is never sent
+    /// again, whatever its method (a DELETE is otherwise re-sent to the
+    /// next server when its connection breaks): for changes that must not
+    /// take effect twice, such as stopping and purging a job, whose second
+    /// effect could undo a write made in between.
+    pub async fn request_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response, ClientError> {
+        let frame = request::build(method, path, body, CBOR, CBOR);
+        let reply = self.inner.exchange(frame, false).await?;
+        Response::from_frame(&reply).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
     /// Like [`Client::request`] with explicit Content-Format and Accept.
     pub async fn request_as(
         &self,
