@@ -21,6 +21,7 @@ pub struct JobCmd {
 enum JobSub {
     Validate(ValidateCmd),
     Run(RunCmd),
+    Plan(super::job_plan::PlanCmd),
 }
 
 /// Check a job file for errors without submitting it.
@@ -60,6 +61,7 @@ impl JobCmd {
                 println!("Job validation successful");
                 Ok(ExitCode::SUCCESS)
             }
+            JobSub::Plan(cmd) => cmd.run(),
             JobSub::Run(cmd) => {
                 let Some(job) = load_job(&cmd.file, &cmd.var)? else {
                     return Ok(ExitCode::from(1));

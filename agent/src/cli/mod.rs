@@ -6,6 +6,7 @@
 mod agent;
 mod args;
 mod job;
+mod job_plan;
 mod node;
 mod tls;
 mod version;

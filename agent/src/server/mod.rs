@@ -11,6 +11,7 @@
 pub mod bootstrap;
 pub mod core;
 pub mod peers;
+pub mod sched;
 pub mod transport;
 
 use std::path::Path;
@@ -47,6 +48,8 @@ pub enum ServerStartError {
 pub struct Server {
     /// What every endpoint uses.
     pub core: Core,
+    /// Workers, and the broker, plan applier and heartbeats while leading.
+    pub sched: sched::Scheduling,
 }
 
 impl Server {
@@ -91,7 +94,9 @@ impl Server {
             deadline: Duration::from_secs(10).saturating_mul(config.server.raft_multiplier.max(1)),
         };
         register(&core, router);
-        Ok(Server { core })
+        let sched =
+            sched::Scheduling::start(&core, sched::Settings::from_config(&config.server), router);
+        Ok(Server { core, sched })
     }
 }
 
