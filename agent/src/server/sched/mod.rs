@@ -30,7 +30,7 @@ mod diff;
 mod evals;
 mod heartbeat;
 mod internal;
-mod plan_apply;
+pub mod plan_apply;
 mod plan_endpoint;
 pub mod rpc;
 pub mod view;
@@ -144,6 +144,11 @@ impl Scheduling {
     /// The broker's counts (all zero off the leader).
     pub fn broker_stats(&self) -> BrokerStats {
         self.shared.broker.stats()
+    }
+
+    /// What this server's plan applier did (while it led).
+    pub fn plan_stats(&self) -> plan_apply::PlanStats {
+        self.shared.plans.stats()
     }
 
     /// Evaluations that failed their delivery limit since this server

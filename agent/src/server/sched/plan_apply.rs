@@ -14,6 +14,7 @@
 //! the previous one; at edge scale the simple loop is enough: one plan per
 //! Raft commit.)
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use smol::channel::{Receiver, Sender};
@@ -35,10 +36,30 @@ struct Submitted {
     reply: Sender<Result<PlanResult, ApiError>>,
 }
 
+/// Counts of what the applier did on this server (it counts only while
+/// leading; the numbers are kept across terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanStats {
+    /// Plans verified.
+    pub plans: u64,
+    /// Plans of which some node's part was refused.
+    pub partly_refused: u64,
+    /// Raft entries written.
+    pub committed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    plans: AtomicU64,
+    partly_refused: AtomicU64,
+    committed: AtomicU64,
+}
+
 /// The way into the applier; open only while this server leads.
 #[derive(Default)]
 pub struct PlanQueue {
     tx: Mutex<Option<Sender<Submitted>>>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for PlanQueue {
@@ -57,7 +78,17 @@ impl PlanQueue {
     ) -> impl Future<Output = ()> + Send + 'static {
         let (tx, rx) = smol::channel::bounded(QUEUE);
         *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        run(rx, core, broker)
+        run(rx, core, broker, self.counters.clone())
+    }
+
+    /// What the applier did so far.
+    pub fn stats(&self) -> PlanStats {
+        let c = &self.counters;
+        PlanStats {
+            plans: c.plans.load(Ordering::Relaxed),
+            partly_refused: c.partly_refused.load(Ordering::Relaxed),
+            committed: c.committed.load(Ordering::Relaxed),
+        }
     }
 
     /// Closes the queue: plans already queued are still answered (with
@@ -85,20 +116,29 @@ impl PlanQueue {
     }
 }
 
-async fn run(rx: Receiver<Submitted>, core: Core, broker: Arc<Broker>) {
+async fn run(rx: Receiver<Submitted>, core: Core, broker: Arc<Broker>, counters: Arc<Counters>) {
     while let Ok(s) = rx.recv().await {
         let result = apply(&core, &broker, s.plan, s.evals).await;
-        let _ = s.reply.try_send(result);
+        counters.plans.fetch_add(1, Ordering::Relaxed);
+        if let Ok((r, written)) = &result {
+            if !r.rejected_nodes.is_empty() {
+                counters.partly_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            if *written {
+                counters.committed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let _ = s.reply.try_send(result.map(|(r, _)| r));
     }
 }
 
-/// Verifies and commits one plan.
+/// Verifies and commits one plan; says whether anything was written.
 async fn apply(
     core: &Core,
     broker: &Broker,
     plan: Plan,
     evals: Vec<Evaluation>,
-) -> Result<PlanResult, ApiError> {
+) -> Result<(PlanResult, bool), ApiError> {
     if !broker.hold(&plan.eval_id, &plan.eval_token) {
         return Err(ApiError::conflict(format!(
             "evaluation {} is not held with this token (nacked, timed out or re-delivered); the plan is dropped",
@@ -108,8 +148,13 @@ async fn apply(
     let state = core.node.snapshot();
     let verdict = verify_plan(&View(state.clone()), &plan);
     let mut result = verdict.result;
-    for why in &verdict.reasons {
-        eprintln!("wren server: plan for evaluation {}: {why}", plan.eval_id);
+    if let Some(first) = verdict.reasons.first() {
+        // Normal under contention: the worker plans again.
+        eprintln!(
+            "wren server: plan for evaluation {}: {} node(s) refused ({first}); the worker re-plans",
+            plan.eval_id,
+            verdict.reasons.len()
+        );
     }
     let full = result.is_full_commit(&plan);
     let evals = if full { evals } else { Vec::new() };
@@ -120,7 +165,7 @@ async fn apply(
         && result.deployment_updates.is_empty();
     if nothing && evals.is_empty() {
         result.alloc_index = state.index();
-        return Ok(result);
+        return Ok((result, false));
     }
     let command = Command::ApplyPlan(ApplyPlan {
         result: result.clone(),
@@ -136,5 +181,5 @@ async fn apply(
         .ok_or_else(|| ApiError::unavailable("the plan did not commit in time (no quorum?)"))?
         .map_err(write_error)?;
     result.alloc_index = written.index;
-    Ok(result)
+    Ok((result, true))
 }

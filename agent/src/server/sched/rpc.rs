@@ -178,11 +178,12 @@ where
             None
         };
         match attempt {
-            Some(Err(e)) if e.code == ResponseType::ServiceUnavailable => {
-                if Instant::now() >= until {
-                    return Err(e);
-                }
+            Some(Err(e))
+                if e.code == ResponseType::ServiceUnavailable && Instant::now() >= until =>
+            {
+                return Err(e);
             }
+            Some(Err(e)) if e.code == ResponseType::ServiceUnavailable => {}
             Some(done) => return done,
             None if Instant::now() >= until => {
                 return Err(ApiError::unavailable(
