@@ -121,6 +121,51 @@ fn a_node_that_misses_its_ttl_is_marked_down_and_its_allocations_replaced() {
 }
 
 #[test]
+fn a_silent_node_whose_allocations_tolerate_it_is_disconnected_then_reconnects() {
+    let region = Region::start("disconnect", 3, |c| {
+        c.server.num_schedulers = Some(1);
+        c.server.min_heartbeat_ttl = wren_model::Duration::from_millis(500);
+        c.server.heartbeat_grace = wren_model::Duration::from_millis(500);
+    });
+    let mut a = region.add_node(node("a", 1000, 1024));
+    let mut job = service("web", 1, 600, 256);
+    job.task_groups[0].disconnect = Some(wren_model::DisconnectStrategy {
+        lost_after: wren_model::Duration::from_hours(1),
+        ..wren_model::DisconnectStrategy::default()
+    });
+    region.register_job(region.follower(), job);
+    let state = region.wait_for("placed", LONG, |s| (live(s, "web") == 1).then(|| s.clone()));
+    let placed: Vec<_> = state.allocs_by_node("a").map(|x| (**x).clone()).collect();
+    a.report(&region.rt, &placed, ClientStatus::Running)
+        .expect("reported");
+    a.stop_heartbeats();
+    region.wait_for("a disconnected, its allocation unknown", LONG, |s| {
+        let disconnected = s.node("a").is_some_and(|n| n.status == NodeStatus::Disconnected);
+        let unknown = s
+            .allocs_by_node("a")
+            .any(|x| x.client_status == ClientStatus::Unknown && x.disconnected_at.is_some());
+        (disconnected && unknown).then_some(())
+    });
+    // Back before `lost_after`: ready again, and the reconnect is settled
+    // once the client reports its allocation running.
+    a.resume_heartbeats(&region.rt);
+    region.wait_for("a ready", LONG, |s| {
+        s.node("a").is_some_and(|n| n.status == NodeStatus::Ready).then_some(())
+    });
+    a.report(&region.rt, &placed, ClientStatus::Running)
+        .expect("reported");
+    let state = region.wait_for("the reconnect settled", LONG, |s| {
+        let settled = s.allocs_by_node("a").all(|x| {
+            x.client_status == ClientStatus::Running && x.disconnected_at.is_none()
+        });
+        let evals_done = s.evals_by_job("web").all(|e| e.status.is_terminal());
+        (settled && evals_done).then(|| s.clone())
+    });
+    assert_eq!(live(&state, "web"), 1, "no replacement was made");
+    assert_eq!(state.allocs_by_job("web").count(), 1);
+}
+
+#[test]
 fn blocked_evaluations_are_placed_when_a_node_joins() {
     let region = Region::start("blocked", 3, |c| c.server.num_schedulers = Some(1));
     let _a = region.add_node(node("a", 1000, 1024));

@@ -391,6 +391,17 @@ impl FakeNode {
         self.beating.take();
     }
 
+    /// The node speaks again (its agent is back).
+    pub fn resume_heartbeats(&mut self, rt: &Runtime) {
+        if self.beating.is_none() {
+            self.beating = Some(rt.ex.spawn(heartbeat(
+                self.client.clone(),
+                self.id.clone(),
+                Duration::ZERO,
+            )));
+        }
+    }
+
     /// Reports every given allocation with `status`.
     pub fn report(
         &self,

@@ -112,6 +112,12 @@ async fn register_here(shared: &Shared, fwd: &Forwarded) -> Result<HeartbeatResp
     };
     node.status_description = "registered".into();
     let old = state.node(&node.id);
+    if old.is_none() {
+        // Drain and eligibility are the operator's; a new node starts
+        // eligible and not draining whatever it says.
+        node.drain = None;
+        node.eligibility = wren_model::Eligibility::Eligible;
+    }
     if let Some(old) = old
         && !old.secret_id.is_empty()
         && old.secret_id != node.secret_id

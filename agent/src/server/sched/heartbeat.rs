@@ -196,15 +196,19 @@ async fn missed(
         (NodeStatus::Down, "missed its heartbeat".to_owned())
     };
     let evals = jobs_on_node(&state, node_id, TriggeredBy::NodeUpdate, now);
+    // Only as the leader whose timer ran out: a write forwarded to a new
+    // leader would override the time it gives every node to check in.
     shared
         .core
+        .node
         .write(Command::UpdateNodeStatus(UpdateNodeStatus {
             node_id: node_id.to_owned(),
             status,
             description,
             evals,
         }))
-        .await?;
+        .await
+        .map_err(crate::server::core::write_error)?;
     if status == NodeStatus::Disconnected {
         let tolerated = i64::try_from(tolerated).unwrap_or(i64::MAX);
         shared

@@ -224,6 +224,8 @@ async fn leadership(shared: Arc<Shared>) {
             .wait_for_status(Duration::from_secs(3600), |s| s.role == Role::Leader)
             .await
         else {
+            // An hour without leading, or the node stopped: do not spin.
+            smol::Timer::after(Duration::from_millis(500)).await;
             continue;
         };
         // Everything committed before this term is applied before the
@@ -240,7 +242,9 @@ async fn leadership(shared: Arc<Shared>) {
                 })
                 .await
                 .is_none()
-            {}
+            {
+                smol::Timer::after(Duration::from_millis(500)).await;
+            }
         };
         smol::future::or(lead(shared.clone()), lost).await;
         step_down(&shared);
