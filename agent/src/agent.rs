@@ -173,6 +173,7 @@ async fn serve(
     listener.shutdown();
     serving.await;
     if let Some(s) = server {
+        s.sched.stop();
         let _ = s.core.node.shutdown().await;
     }
     Ok(())

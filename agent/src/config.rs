@@ -102,6 +102,9 @@ pub struct ServerConfig {
     /// Heartbeats per second the leader aims to receive in total; TTLs grow
     /// with the number of clients to stay under it.
     pub max_heartbeats_per_second: u32,
+    /// What a new leader gives every node to check in before it is marked
+    /// down (Nomad's `failover_heartbeat_ttl`).
+    pub failover_heartbeat_ttl: Duration,
 }
 
 /// `client { ... }`.
@@ -171,6 +174,7 @@ impl Default for AgentConfig {
                 heartbeat_grace: Duration::from_secs(10),
                 min_heartbeat_ttl: Duration::from_secs(10),
                 max_heartbeats_per_second: 50,
+                failover_heartbeat_ttl: Duration::from_mins(5),
             },
             client: ClientConfig {
                 enabled: false,
@@ -448,6 +452,9 @@ impl ServerConfig {
         }
         if let Some(v) = r.int(ctx, "max_heartbeats_per_second", 1, 100_000) {
             self.max_heartbeats_per_second = v as u32;
+        }
+        if let Some(v) = r.duration(ctx, "failover_heartbeat_ttl") {
+            self.failover_heartbeat_ttl = v;
         }
         r.finish(ctx);
     }

@@ -24,6 +24,7 @@ enum JobSub {
     Status(super::job_status::StatusCmd),
     Stop(super::job_stop::StopCmd),
     Inspect(super::job_inspect::InspectCmd),
+    Plan(super::job_plan::PlanCmd),
 }
 
 /// Check a job file for errors without submitting it.
@@ -52,6 +53,7 @@ impl JobCmd {
             JobSub::Status(cmd) => cmd.run(),
             JobSub::Stop(cmd) => cmd.run(),
             JobSub::Inspect(cmd) => cmd.run(),
+            JobSub::Plan(cmd) => cmd.run(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod eval;
 mod format;
 mod job;
 mod job_inspect;
+mod job_plan;
 mod job_run;
 mod job_status;
 mod job_stop;

@@ -15,6 +15,7 @@ pub mod core;
 pub mod endpoints;
 pub mod membership;
 pub mod peers;
+pub mod sched;
 pub mod transport;
 
 use std::path::Path;
@@ -53,6 +54,8 @@ pub struct Server {
     pub core: Core,
     /// The servers of the region this one knows.
     pub members: membership::Membership,
+    /// Workers, and the broker, plan applier and heartbeats while leading.
+    pub sched: sched::Scheduling,
 }
 
 impl Server {
@@ -128,7 +131,13 @@ impl Server {
         register(&core, router);
         membership::register(&core, &members, router);
         endpoints::register(&core, &members, router);
-        Ok(Server { core, members })
+        let sched =
+            sched::Scheduling::start(&core, sched::Settings::from_config(&config.server), router);
+        Ok(Server {
+            core,
+            members,
+            sched,
+        })
     }
 }
 

@@ -241,8 +241,8 @@ pub struct UpdateAllocsFromClient {
     #[n(0)]
     pub node_id: NodeId,
     /// The allocations as the client sees them. Only `client_status`,
-    /// `client_description`, `task_states`, `deployment_status` and
-    /// `disconnected_at` are taken.
+    /// `client_description`, `task_states` and `deployment_status` are
+    /// taken (`disconnected_at` is the scheduler's).
     #[n(1)]
     pub allocs: Vec<Allocation>,
     /// Evaluations for jobs whose allocations failed (rescheduling).

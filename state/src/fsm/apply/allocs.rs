@@ -59,8 +59,13 @@ impl State {
         Ok(batch(changed, skipped))
     }
 
-    /// Creates an allocation or updates one in place. Client-owned fields
-    /// of an existing allocation are kept.
+    /// Creates an allocation or updates one in place, with the rules of
+    /// `wren_sched::MemState::apply_plan_result`: an update keeps the
+    /// client's task states, deployment health and client status (unless
+    /// the scheduler declares the allocation `lost` or `unknown`: its
+    /// client cannot report), and takes `disconnected_at` from the
+    /// scheduler, whose field it is; a new allocation that replaces
+    /// another links the other's `next_allocation` to itself.
     fn place_alloc(&mut self, cx: &mut Cx, mut alloc: Allocation) -> Result<(), ApplyError> {
         if alloc.id.is_empty() {
             return Err(ApplyError::Invalid("allocation without an id".to_owned()));
@@ -76,15 +81,17 @@ impl State {
             Some(old) => {
                 alloc.create_index = old.create_index;
                 alloc.create_time = old.create_time;
-                alloc.client_status = old.client_status;
-                alloc.client_description = old.client_description.clone();
+                if !server_decided(alloc.client_status) {
+                    alloc.client_status = old.client_status;
+                    alloc.client_description = old.client_description.clone();
+                }
                 alloc.task_states = old.task_states.clone();
                 alloc.deployment_status = old.deployment_status.clone();
-                alloc.disconnected_at = old.disconnected_at;
             }
             None => {
                 alloc.create_index = self.index;
                 alloc.create_time = cx.now;
+                self.link_previous(&alloc);
             }
         }
         alloc.modify_index = self.index;
@@ -94,6 +101,20 @@ impl State {
         self.count_in_deployment(cx, old.as_deref(), &alloc);
         self.put_alloc(alloc);
         Ok(())
+    }
+
+    /// Points the allocation `alloc` replaces at it.
+    fn link_previous(&mut self, alloc: &Allocation) {
+        let Some(prev) = alloc.previous_allocation.as_deref() else {
+            return;
+        };
+        let Some(old) = self.allocs.get(prev) else {
+            return;
+        };
+        let mut p = (**old).clone();
+        p.next_allocation = Some(alloc.id.clone());
+        p.modify_index = self.index;
+        self.put_alloc(p);
     }
 
     /// Applies a stop or eviction from a plan; false when the allocation
@@ -116,12 +137,10 @@ impl State {
         if planned.next_allocation.is_some() {
             alloc.next_allocation = planned.next_allocation.clone();
         }
-        // The servers may decide a client status only for clients that
-        // cannot report it themselves.
-        if matches!(
-            planned.client_status,
-            ClientStatus::Lost | ClientStatus::Unknown
-        ) {
+        // A stop decides a client status only for allocations whose client
+        // is gone for good; an `unknown` copied from the snapshot must not
+        // override what the client reported since.
+        if planned.client_status == ClientStatus::Lost {
             alloc.client_status = planned.client_status;
             alloc.client_description = planned.client_description.clone();
         }
@@ -155,7 +174,8 @@ impl State {
             if update.deployment_status.is_some() {
                 alloc.deployment_status = update.deployment_status;
             }
-            alloc.disconnected_at = update.disconnected_at;
+            // `disconnected_at` is the scheduler's (set when it marks the
+            // allocation unknown, cleared when it settles the reconnect).
             alloc.modify_index = self.index;
             alloc.modify_time = cx.now;
             cx.jobs.insert(alloc.job_id.clone());
@@ -251,4 +271,10 @@ impl State {
         let nanos = update.progress_deadline.0;
         (nanos > 0).then(|| i64::try_from(nanos).unwrap_or(i64::MAX))
     }
+}
+
+/// Client statuses a plan may set on an existing allocation: its client
+/// cannot report (`lost` with its node, `unknown` while disconnected).
+fn server_decided(status: ClientStatus) -> bool {
+    matches!(status, ClientStatus::Lost | ClientStatus::Unknown)
 }

@@ -256,3 +256,85 @@ fn job_status_follows_allocs_and_evals() {
     assert_eq!(j.status, JobStatus::Dead);
     assert_eq!(j.modify_index, 4, "a status change is a change");
 }
+
+/// The rules of `wren_sched::MemState::apply_plan_result`, which the
+/// scheduler relies on: disconnects, reconnects, lost allocations and
+/// replacements.
+#[test]
+fn plans_follow_the_schedulers_apply_rules() {
+    let mut s = base();
+    s.apply(
+        3,
+        at(
+            3,
+            plan(vec![alloc("a1", "web", "n1", "e1")], vec![], vec![]),
+        ),
+    )
+    .unwrap();
+    let mut running = alloc("a1", "web", "n1", "e1");
+    running.client_status = ClientStatus::Running;
+    let report = |a: Allocation| {
+        Command::UpdateAllocsFromClient(UpdateAllocsFromClient {
+            node_id: "n1".into(),
+            allocs: vec![a],
+            evals: vec![],
+        })
+    };
+    s.apply(4, at(4, report(running.clone()))).unwrap();
+
+    // The node disconnects: the scheduler marks the allocation unknown.
+    let mut unknown = alloc("a1", "web", "n1", "e2");
+    unknown.client_status = ClientStatus::Unknown;
+    unknown.client_description = "node is disconnected".into();
+    unknown.disconnected_at = Some(T0 + 5);
+    s.apply(5, at(5, plan(vec![unknown], vec![], vec![])))
+        .unwrap();
+    let a1 = s.alloc("a1").unwrap();
+    assert_eq!(
+        a1.client_status,
+        ClientStatus::Unknown,
+        "the scheduler's call"
+    );
+    assert_eq!(a1.client_description, "node is disconnected");
+    assert_eq!(a1.disconnected_at, Some(T0 + 5));
+
+    // The client comes back and reports: its report leaves the
+    // scheduler's disconnect time alone.
+    s.apply(6, at(6, report(running.clone()))).unwrap();
+    let a1 = s.alloc("a1").unwrap();
+    assert_eq!(a1.client_status, ClientStatus::Running);
+    assert_eq!(a1.disconnected_at, Some(T0 + 5));
+
+    // The scheduler settles the reconnect with a copy of its (older)
+    // snapshot: the client's status stays, the disconnect time clears.
+    let mut settled = alloc("a1", "web", "n1", "e3");
+    settled.client_status = ClientStatus::Pending;
+    settled.disconnected_at = None;
+    s.apply(7, at(7, plan(vec![settled], vec![], vec![])))
+        .unwrap();
+    let a1 = s.alloc("a1").unwrap();
+    assert_eq!(a1.client_status, ClientStatus::Running);
+    assert_eq!(a1.disconnected_at, None);
+
+    // A stop copied from a snapshot that still said `unknown` does not
+    // override the client; a stop that declares the allocation lost does.
+    let mut stop = alloc("a1", "web", "n1", "e4");
+    stop.desired_status = DesiredStatus::Stop;
+    stop.client_status = ClientStatus::Unknown;
+    s.apply(8, at(8, plan(vec![], vec![stop.clone()], vec![])))
+        .unwrap();
+    assert_eq!(s.alloc("a1").unwrap().client_status, ClientStatus::Running);
+    stop.client_status = ClientStatus::Lost;
+    stop.client_description = "alloc is lost since its node is down".into();
+
+    // ... together with its replacement, which links the predecessor.
+    let mut replacement = alloc("a2", "web", "n1", "e4");
+    replacement.previous_allocation = Some("a1".into());
+    s.apply(9, at(9, plan(vec![replacement], vec![stop], vec![])))
+        .unwrap();
+    let a1 = s.alloc("a1").unwrap();
+    assert_eq!(a1.client_status, ClientStatus::Lost);
+    assert_eq!(a1.desired_status, DesiredStatus::Stop);
+    assert_eq!(a1.next_allocation.as_deref(), Some("a2"));
+    assert_eq!(a1.modify_index, 9);
+}
