@@ -4,6 +4,7 @@
 //! (`-json`, `-output=FILE`) is accepted too and rewritten before parsing.
 
 mod agent;
+mod alloc;
 mod args;
 mod job;
 mod node;
@@ -26,6 +27,7 @@ struct Wren {
 enum Command {
     Version(version::VersionCmd),
     Agent(agent::AgentCmd),
+    Alloc(alloc::AllocCmd),
     Job(job::JobCmd),
     Node(node::NodeCmd),
     Tls(tls::TlsCmd),
@@ -58,6 +60,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let result = match wren.command {
         Command::Version(cmd) => cmd.run(),
         Command::Agent(cmd) => cmd.run(),
+        Command::Alloc(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
         Command::Node(cmd) => cmd.run(),
         Command::Tls(cmd) => cmd.run(),

@@ -20,6 +20,7 @@ pub struct NodeCmd {
 #[argh(subcommand)]
 enum NodeSub {
     Fingerprint(FingerprintCmd),
+    Status(StatusCmd),
 }
 
 /// Show what this machine looks like to the scheduler: attributes,
@@ -46,8 +47,151 @@ impl NodeCmd {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             NodeSub::Fingerprint(cmd) => cmd.run(),
+            NodeSub::Status(cmd) if cmd.self_ => status_self(&cmd),
+            NodeSub::Status(cmd) => status_by_id(&cmd),
         }
     }
+}
+
+crate::wire::api_command! {
+    /// Show a node: with --self, the client agent at --address as it sees
+    /// itself (its node, its connection to the servers, its allocations),
+    /// which works while no server is reachable.
+    #[argh(subcommand, name = "status")]
+    struct StatusCmd {
+        /// show the node of the agent at --address, as that agent sees it
+        #[argh(switch, long = "self")]
+        self_: bool,
+        /// print JSON
+        #[argh(switch)]
+        json: bool,
+        /// the node id (without --self)
+        #[argh(positional)]
+        id: Option<String>,
+    }
+}
+
+/// `node status ID`: the node as the servers see it.
+fn status_by_id(cmd: &StatusCmd) -> anyhow::Result<ExitCode> {
+    let Some(id) = cmd.id.clone() else {
+        anyhow::bail!("give a node id, or --self for the agent at --address");
+    };
+    let config = cmd.api_flags().resolve()?;
+    let ex = std::sync::Arc::new(smol::Executor::new());
+    let node: wren_model::Node = smol::block_on(ex.run(async {
+        let client = crate::wire::Client::new(config, ex.clone())?;
+        let (node, _) = client.get(&format!("/v1/node/{id}")).await?;
+        anyhow::Ok(node)
+    }))?;
+    if cmd.json {
+        println!("{}", wren_model::codec::to_json_pretty(&node));
+    } else {
+        print!("{}", node_text(&node));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `node status --self`: asks the agent itself (a client agent answers with
+/// its own view even when the servers are out of reach).
+fn status_self(cmd: &StatusCmd) -> anyhow::Result<ExitCode> {
+    if cmd.id.is_some() {
+        anyhow::bail!("--self takes no node id: it shows the agent at --address");
+    }
+    let config = cmd.api_flags().resolve()?;
+    let ex = std::sync::Arc::new(smol::Executor::new());
+    let status: crate::api::ClientNodeStatus = smol::block_on(ex.run(async {
+        let client = crate::wire::Client::to_node(config, ex.clone())?;
+        let (status, _) = client.get("/v1/client/node").await?;
+        anyhow::Ok(status)
+    }))
+    .context("asking the agent for its node (is it running in client mode?)")?;
+    if cmd.json {
+        println!("{}", wren_model::codec::to_json_pretty(&status));
+    } else {
+        print!("{}", self_text(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_text(n: &wren_model::Node) -> String {
+    let mut out = String::new();
+    let drivers: Vec<&str> = n
+        .drivers
+        .iter()
+        .filter(|(_, d)| d.detected && d.healthy)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let rows = [
+        ("ID", n.id.clone()),
+        ("Name", n.name.clone()),
+        ("Address", n.address.clone()),
+        ("Datacenter", n.datacenter.clone()),
+        ("Node Pool", n.node_pool.clone()),
+        ("Class", n.node_class.clone()),
+        ("Status", n.status.as_str().to_owned()),
+        ("Eligibility", n.eligibility.as_str().to_owned()),
+        ("Drivers", drivers.join(",")),
+        (
+            "CPU",
+            format!("{} MHz ({} reserved)", n.resources.cpu, n.reserved.cpu),
+        ),
+        (
+            "Memory",
+            format!(
+                "{} MiB ({} reserved)",
+                n.resources.memory_mb, n.reserved.memory_mb
+            ),
+        ),
+        ("Devices", n.resources.devices.len().to_string()),
+        ("Version", n.agent_version.clone()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<12} = {v}");
+    }
+    out
+}
+
+fn self_text(s: &crate::api::ClientNodeStatus) -> String {
+    let mut out = node_text(&s.node);
+    let _ = writeln!(
+        out,
+        "{:<12} = {}",
+        "Servers",
+        if s.connected {
+            format!("connected ({})", s.servers.join(", "))
+        } else {
+            match &s.last_error {
+                Some(e) => format!("not connected: {e}"),
+                None => "not connected".to_owned(),
+            }
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} = {}",
+        "Last Contact",
+        super::alloc::fmt_time(s.last_contact)
+    );
+    let _ = writeln!(out, "{:<12} = {}", "Queued", s.pending_updates);
+    out.push_str("\nAllocations\n");
+    let mut rows = vec![vec![
+        "ID".to_owned(),
+        "Job".to_owned(),
+        "Group".to_owned(),
+        "Desired".to_owned(),
+        "Status".to_owned(),
+    ]];
+    for a in &s.allocs {
+        rows.push(vec![
+            a.id.get(..8).unwrap_or(&a.id).to_owned(),
+            a.job_id.clone(),
+            a.task_group.clone(),
+            a.desired_status.as_str().to_owned(),
+            a.client_status.as_str().to_owned(),
+        ]);
+    }
+    columns(&mut out, &rows);
+    out
 }
 
 impl FingerprintCmd {
@@ -230,9 +374,16 @@ mod tests {
     fn argh_parses_the_flags() {
         let cmd =
             NodeCmd::from_args(&["node"], &["fingerprint", "--json", "--root", "/x"]).unwrap();
-        let NodeSub::Fingerprint(f) = cmd.command;
+        let NodeSub::Fingerprint(f) = cmd.command else {
+            panic!("parsed as another subcommand")
+        };
         assert!(f.json);
         assert_eq!(f.root.as_deref(), Some(Path::new("/x")));
         assert_eq!(f.data_dir, Path::new("/var/lib/wren"));
+        let cmd = NodeCmd::from_args(&["node"], &["status", "--self", "--json"]).unwrap();
+        let NodeSub::Status(s) = cmd.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert!(s.self_ && s.json && s.id.is_none());
     }
 }
