@@ -74,10 +74,22 @@ impl Core {
         if self.config.server.enabled && names.is_empty() {
             names.push(format!("127.0.0.1:{}", self.config.port));
         }
-        let addresses = names
-            .iter()
-            .map(|n| n.parse::<Address>().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut addresses = Vec::new();
+        let mut bad = Vec::new();
+        for n in &names {
+            match n.parse::<Address>() {
+                Ok(a) if !addresses.contains(&a) => addresses.push(a),
+                Ok(_) => {}
+                Err(e) => bad.push(e.to_string()),
+            }
+        }
+        if addresses.is_empty() {
+            return Err(if bad.is_empty() {
+                "no server address is configured (client.servers)".to_owned()
+            } else {
+                bad.join("; ")
+            });
+        }
         Client::new(
             ClientConfig {
                 addresses,
