@@ -557,16 +557,42 @@ impl AllocRunner {
         self.state.client_status = status;
         self.state.description = description;
         self.state.modify_time = now_nanos();
-        self.shared.lock().state = self.state.clone();
-        let update = ClientAllocUpdate {
-            alloc_id: self.alloc.id.clone(),
-            client_status: status,
-            client_description: self.state.description.clone(),
-            task_states: self.state.tasks.clone(),
-            deployment_status: None,
-            modify_time: self.state.modify_time,
-        };
+        // Under the view's lock, so a resend never queues an older state
+        // over this one.
+        let mut view = self.shared.lock();
+        view.state = self.state.clone();
+        let update = update_of(&self.alloc.id, &self.state);
         self.ctx.record(&self.alloc.id, &self.state, &update);
+    }
+}
+
+/// The update that reports `state`.
+pub fn update_of(alloc_id: &str, state: &AllocState) -> ClientAllocUpdate {
+    ClientAllocUpdate {
+        alloc_id: alloc_id.to_owned(),
+        client_status: state.client_status,
+        client_description: state.description.clone(),
+        task_states: state.tasks.clone(),
+        deployment_status: None,
+        modify_time: state.modify_time,
+    }
+}
+
+impl AllocShared {
+    /// Queues the current state again (the servers' copy differs: they
+    /// marked the allocation unknown while the node was away, or lost an
+    /// update).
+    pub fn resend(&self, ctx: &Ctx) {
+        let view = self.lock();
+        let update = update_of(&self.id, &view.state);
+        if let Err(e) = ctx
+            .db
+            .queue_update(&update)
+            .and_then(|_| ctx.db.durable_soft())
+        {
+            eprintln!("wren client: queueing allocation {}: {e}", self.id);
+        }
+        ctx.wake_sender();
     }
 }
 

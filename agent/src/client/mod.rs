@@ -137,6 +137,11 @@ impl Ctx {
         let _ = self.updated.try_send(());
     }
 
+    /// Wakes the update sender.
+    pub fn wake_sender(&self) {
+        let _ = self.updated.try_send(());
+    }
+
     /// Refuses a qemu task whose emulator is not allowed here.
     pub fn check_qemu(&self, task: &Task) -> Result<(), String> {
         let config = wren_runtimes::qemu::QemuConfig::parse(task, &self.qemu_options)
@@ -465,6 +470,16 @@ impl Core {
             if let Some(e) = runners.get_mut(&alloc.id) {
                 e.forgotten = false;
                 if alloc.alloc_modify_index == e.alloc_modify_index {
+                    // What the servers hold of the client's report differs
+                    // (they marked it unknown while the node was away, or
+                    // an update was lost): report again, unless an update
+                    // is on its way anyway.
+                    let local = e.shared.view().state.client_status;
+                    if alloc.client_status != local
+                        && !db.has_pending_update(&alloc.id).unwrap_or(true)
+                    {
+                        e.shared.resend(&self.ctx);
+                    }
                     continue;
                 }
                 let job = match job.or_else(|| {

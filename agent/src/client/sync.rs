@@ -214,13 +214,15 @@ pub async fn heartbeat_loop(core: Arc<Core>) {
         match result {
             Ok((resp, _)) => {
                 retry = Duration::from_millis(200);
+                let servers_before = core.status().servers;
+                core.contact(&resp);
                 if must_register {
                     registered = true;
                     registered_node = Some(node);
+                    // After `contact` marked the status registered, which
+                    // is what the watch checks when woken.
                     core.events.registered.notify(usize::MAX);
                 }
-                let servers_before = core.status().servers;
-                core.contact(&resp);
                 if core.status().servers != servers_before {
                     client = None;
                 }
