@@ -4,7 +4,6 @@
 
 mod client_support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +19,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 struct Setup {
     mode: ClientMode,
     listener: Arc<Server>,
-    addr: SocketAddr,
     fx: Fixture,
-    pki: Pki,
+    _pki: Pki,
     reaper: TaskReaper,
     dir: TestDir,
-    rt: Runtime,
+    _rt: Runtime,
 }
 
 impl Setup {
@@ -34,9 +32,11 @@ impl Setup {
         let rt = Runtime::new(2);
         let pki = Pki::new(dir.path());
         let fx = Fixture::start(&rt, &pki);
-        let mut config = AgentConfig::default();
-        config.data_dir = Some(dir.path().join("data"));
-        config.name = Some("c1".into());
+        let mut config = AgentConfig {
+            data_dir: Some(dir.path().join("data")),
+            name: Some("c1".into()),
+            ..AgentConfig::default()
+        };
         config.client.enabled = true;
         config.client.servers = vec![fx.addr.to_string()];
         config.plugins.insert(
@@ -80,12 +80,11 @@ impl Setup {
         Setup {
             mode,
             listener,
-            addr,
             fx,
-            pki,
+            _pki: pki,
             reaper: TaskReaper::new(),
             dir,
-            rt,
+            _rt: rt,
         }
     }
 

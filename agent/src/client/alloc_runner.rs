@@ -282,7 +282,7 @@ impl AllocRunner {
             self.teardown = self.state.stopped_locally.clone();
         }
         self.advance();
-        self.commit();
+        self.commit().await;
         loop {
             if self.done() {
                 break;
@@ -300,10 +300,10 @@ impl AllocRunner {
                 Either::Task(None) => {}
             }
             self.advance();
-            self.commit();
+            self.commit().await;
         }
         self.state.finished_at = now_nanos();
-        self.commit();
+        self.commit().await;
     }
 
     fn done(&self) -> bool {
@@ -538,7 +538,7 @@ impl AllocRunner {
     }
 
     /// Persists the state and queues an update when something changed.
-    fn commit(&mut self) {
+    async fn commit(&mut self) {
         let names: Vec<String> = self.tasks().iter().map(|t| t.name.clone()).collect();
         let status = client_status(&self.state.tasks, &names);
         let description = match &self.teardown {
@@ -559,10 +559,16 @@ impl AllocRunner {
         self.state.modify_time = now_nanos();
         // Under the view's lock, so a resend never queues an older state
         // over this one.
-        let mut view = self.shared.lock();
-        view.state = self.state.clone();
-        let update = update_of(&self.alloc.id, &self.state);
-        self.ctx.record(&self.alloc.id, &self.state, &update);
+        {
+            let mut view = self.shared.lock();
+            view.state = self.state.clone();
+            let update = update_of(&self.alloc.id, &self.state);
+            self.ctx.record(&self.alloc.id, &self.state, &update);
+        }
+        if let Err(e) = self.ctx.db.durable_async().await {
+            eprintln!("wren client: allocation {}: {e}", self.alloc.id);
+        }
+        self.ctx.wake_sender();
     }
 }
 

@@ -329,7 +329,7 @@ async fn node(core: Arc<Core>, req: Request) -> HandlerResult {
             stub
         })
         .collect();
-    allocs.sort_by(|a, b| b.create_time.cmp(&a.create_time));
+    allocs.sort_by_key(|a| std::cmp::Reverse(a.create_time));
     let pending = core.ctx.db.pending_updates().map(|p| p.len()).unwrap_or(0);
     Ok(req.reply(&ClientNodeStatus {
         node,

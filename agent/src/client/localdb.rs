@@ -422,10 +422,23 @@ impl LocalDb {
         Ok(())
     }
 
+    /// [`LocalDb::durable`] on smol's blocking pool, so that an fsync on a
+    /// slow SD card never stalls the agent's executor.
+    pub async fn durable_async(&self) -> Result<(), LocalDbError> {
+        let db = self.clone();
+        smol::unblock(move || db.durable()).await
+    }
+
     /// Makes every write so far survive a crash of the agent (sled's
     /// flush), not necessarily a power cut.
     pub fn durable_soft(&self) -> Result<(), LocalDbError> {
         self.db.flush().map(drop).map_err(|e| self.err(e))
+    }
+
+    /// [`LocalDb::durable_soft`] on smol's blocking pool.
+    pub async fn durable_soft_async(&self) -> Result<(), LocalDbError> {
+        let db = self.clone();
+        smol::unblock(move || db.durable_soft()).await
     }
 
     /// Bytes sled keeps on disk (for `node status --self`).

@@ -124,17 +124,16 @@ impl Ctx {
     }
 
     /// Persists an allocation's state and queues its update for the
-    /// servers, durably, and wakes the sender.
+    /// servers (in sled's memory; [`LocalDb::durable_async`] makes it
+    /// durable).
     pub fn record(&self, alloc_id: &str, state: &AllocState, update: &ClientAllocUpdate) {
         let r = self
             .db
             .put_state(alloc_id, state)
-            .and_then(|()| self.db.queue_update(update).map(drop))
-            .and_then(|()| self.db.durable());
+            .and_then(|()| self.db.queue_update(update).map(drop));
         if let Err(e) = r {
             eprintln!("wren client: recording allocation {alloc_id}: {e}");
         }
-        let _ = self.updated.try_send(());
     }
 
     /// Wakes the update sender.
@@ -449,97 +448,107 @@ impl Core {
 
     /// Acts on the servers' view of this node's allocations: starts new
     /// ones, passes changes to running ones, stops those the servers no
-    /// longer want or know. Never restarts what already runs.
-    pub fn reconcile(&self, ca: ClientAllocs) {
+    /// longer want or know. Never restarts what already runs. A new
+    /// allocation is durable in the local database before its tasks start,
+    /// so no task ever runs that a restarted agent would not know.
+    pub async fn reconcile(&self, ca: ClientAllocs) {
         let jobs: HashMap<(String, u64), Arc<Job>> = ca
             .jobs
             .into_iter()
             .map(|j| ((j.id.clone(), j.version), Arc::new(j)))
             .collect();
         let db = &self.ctx.db;
-        let mut runners = lock(&self.runners);
-        let mut seen = std::collections::HashSet::new();
-        for alloc in ca.allocs {
-            if alloc.node_id != self.node_id {
-                continue;
-            }
-            seen.insert(alloc.id.clone());
-            let job = jobs
-                .get(&(alloc.job_id.clone(), alloc.job_version))
-                .cloned();
-            if let Some(e) = runners.get_mut(&alloc.id) {
-                e.forgotten = false;
-                if alloc.alloc_modify_index == e.alloc_modify_index {
-                    // What the servers hold of the client's report differs
-                    // (they marked it unknown while the node was away, or
-                    // an update was lost): report again, unless an update
-                    // is on its way anyway.
-                    let local = e.shared.view().state.client_status;
-                    if alloc.client_status != local
-                        && !db.has_pending_update(&alloc.id).unwrap_or(true)
-                    {
-                        e.shared.resend(&self.ctx);
-                    }
+        let mut accepted = Vec::new();
+        let mut updates = Vec::new();
+        {
+            let mut runners = lock(&self.runners);
+            let mut seen = std::collections::HashSet::new();
+            for alloc in ca.allocs {
+                if alloc.node_id != self.node_id {
                     continue;
                 }
-                let job = match job.or_else(|| {
-                    db.job(&alloc.job_id, alloc.job_version)
-                        .ok()
-                        .flatten()
-                        .map(Arc::new)
-                }) {
-                    Some(j) => j,
-                    None => e.shared.view().job,
-                };
-                e.alloc_modify_index = alloc.alloc_modify_index;
-                let r = db
-                    .put_job(&job)
-                    .and_then(|()| db.put_alloc(&alloc))
-                    .and_then(|()| db.durable());
-                if let Err(err) = r {
-                    eprintln!("wren client: {err}");
+                seen.insert(alloc.id.clone());
+                let job = jobs
+                    .get(&(alloc.job_id.clone(), alloc.job_version))
+                    .cloned();
+                if let Some(e) = runners.get_mut(&alloc.id) {
+                    e.forgotten = false;
+                    if alloc.alloc_modify_index == e.alloc_modify_index {
+                        // What the servers hold of the client's report
+                        // differs (they marked it unknown while the node was
+                        // away, or an update was lost): report again, unless
+                        // an update is on its way anyway.
+                        let local = e.shared.view().state.client_status;
+                        if alloc.client_status != local
+                            && !db.has_pending_update(&alloc.id).unwrap_or(true)
+                        {
+                            e.shared.resend(&self.ctx);
+                        }
+                        continue;
+                    }
+                    let job = match job.or_else(|| {
+                        db.job(&alloc.job_id, alloc.job_version)
+                            .ok()
+                            .flatten()
+                            .map(Arc::new)
+                    }) {
+                        Some(j) => j,
+                        None => e.shared.view().job,
+                    };
+                    e.alloc_modify_index = alloc.alloc_modify_index;
+                    if let Err(err) = db.put_job(&job).and_then(|()| db.put_alloc(&alloc)) {
+                        eprintln!("wren client: {err}");
+                    }
+                    updates.push((e.shared.clone(), Arc::new(alloc), job));
+                    continue;
                 }
-                let _ = e.shared.tx.try_send(AllocMsg::Update {
-                    alloc: Arc::new(alloc),
-                    job,
-                });
-                continue;
+                if alloc.desired_status != DesiredStatus::Run || alloc.client_terminal() {
+                    continue;
+                }
+                let Some(job) = job else {
+                    eprintln!(
+                        "wren client: allocation {} came without its job {} version {}; waiting for it",
+                        alloc.id, alloc.job_id, alloc.job_version
+                    );
+                    continue;
+                };
+                if let Err(err) = db.put_job(&job).and_then(|()| db.put_alloc(&alloc)) {
+                    eprintln!("wren client: accepting allocation {}: {err}", alloc.id);
+                    continue;
+                }
+                accepted.push((Arc::new(alloc), job));
             }
-            if alloc.desired_status != DesiredStatus::Run || alloc.client_terminal() {
-                continue;
-            }
-            let Some(job) = job else {
-                eprintln!(
-                    "wren client: allocation {} came without its job {} version {}; waiting for it",
-                    alloc.id, alloc.job_id, alloc.job_version
-                );
-                continue;
-            };
-            let r = db
-                .put_job(&job)
-                .and_then(|()| db.put_alloc(&alloc))
-                .and_then(|()| db.durable());
-            if let Err(err) = r {
-                eprintln!("wren client: accepting allocation {}: {err}", alloc.id);
-                continue;
-            }
-            let id = alloc.id.clone();
-            if let Err(err) =
-                self.start_runner(&mut runners, Arc::new(alloc), job, AllocState::default())
-            {
-                eprintln!("wren client: allocation {id}: {err}");
+            for (id, e) in runners.iter_mut() {
+                if !seen.contains(id) && !e.forgotten {
+                    e.forgotten = true;
+                    let _ = e.shared.tx.try_send(AllocMsg::Stop {
+                        reason: "allocation no longer known to the servers".to_owned(),
+                        local: false,
+                    });
+                }
             }
         }
-        for (id, e) in runners.iter_mut() {
-            if !seen.contains(id) && !e.forgotten {
-                e.forgotten = true;
-                let _ = e.shared.tx.try_send(AllocMsg::Stop {
-                    reason: "allocation no longer known to the servers".to_owned(),
-                    local: false,
-                });
+        if (!accepted.is_empty() || !updates.is_empty())
+            && let Err(e) = db.durable_async().await
+        {
+            eprintln!("wren client: {e}");
+        }
+        for (shared, alloc, job) in updates {
+            let _ = shared.tx.try_send(AllocMsg::Update { alloc, job });
+        }
+        if !accepted.is_empty() {
+            let mut runners = lock(&self.runners);
+            for (alloc, job) in accepted {
+                if runners.contains_key(&alloc.id) {
+                    continue;
+                }
+                let id = alloc.id.clone();
+                if let Err(err) = self.start_runner(&mut runners, alloc, job, AllocState::default())
+                {
+                    eprintln!("wren client: allocation {id}: {err}");
+                }
             }
         }
-        drop(runners);
         self.events.gc.notify(1);
     }
 

@@ -121,10 +121,9 @@ impl Core {
         if servers_changed && db.set_servers(&resp.servers).is_ok() {
             self.events.servers.notify(usize::MAX);
         }
-        // Crash-safe (sled's flush) but not fsynced on every heartbeat: a
-        // power cut can only make the recorded contact older.
+        // Flushed by the caller (crash-safe) but not fsynced on every
+        // heartbeat: a power cut can only make the recorded contact older.
         let _ = db.set_last_contact(now);
-        let _ = db.durable_soft();
         if reconnected {
             eprintln!("wren client: connected to the servers");
             let _ = self.ctx.updated.try_send(());
@@ -216,6 +215,7 @@ pub async fn heartbeat_loop(core: Arc<Core>) {
                 retry = Duration::from_millis(200);
                 let servers_before = core.status().servers;
                 core.contact(&resp);
+                let _ = core.ctx.db.durable_soft_async().await;
                 if must_register {
                     registered = true;
                     registered_node = Some(node);
@@ -291,7 +291,7 @@ pub async fn watch_loop(core: Arc<Core>) {
                         break;
                     }
                     match resp.decode::<ClientAllocs>() {
-                        Ok(ca) => core.reconcile(ca),
+                        Ok(ca) => core.reconcile(ca).await,
                         Err(e) => {
                             eprintln!("wren client: undecodable allocations from a server: {e}")
                         }
@@ -353,7 +353,7 @@ pub async fn push_loop(core: Arc<Core>, wake: smol::channel::Receiver<()>) {
                     for p in &batch {
                         let _ = core.ctx.db.ack_update(&p.update.alloc_id, p.seq);
                     }
-                    let _ = core.ctx.db.durable_soft();
+                    let _ = core.ctx.db.durable_soft_async().await;
                     core.events.gc.notify(1);
                 }
                 Err(e) => {

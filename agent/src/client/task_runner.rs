@@ -436,12 +436,11 @@ impl TaskRunner {
         if let Err(e) = destroyed {
             self.note(event("Driver Failure", format!("cleaning up: {e}")));
         }
-        if let Err(e) = self
-            .ctx
-            .db
-            .remove_handle(&self.alloc.id, &self.name)
-            .and_then(|()| self.ctx.db.durable())
-        {
+        let forgotten = match self.ctx.db.remove_handle(&self.alloc.id, &self.name) {
+            Ok(()) => self.ctx.db.durable_async().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = forgotten {
             eprintln!("wren client: {e}");
         }
     }
@@ -487,12 +486,11 @@ impl TaskRunner {
             (e.to_string(), recoverable)
         })?;
         let h = started.handle;
-        if let Err(e) = self
-            .ctx
-            .db
-            .put_handle(&h)
-            .and_then(|()| self.ctx.db.durable())
-        {
+        let kept = match self.ctx.db.put_handle(&h) {
+            Ok(()) => self.ctx.db.durable_async().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
             // Without a durable handle a restarted agent would not find the
             // task: stop it rather than run it untracked.
             let drivers = self.ctx.drivers.clone();
