@@ -77,15 +77,19 @@ fn round(a: &Args, workers: usize, n: usize) -> Round {
             });
         }
     });
-    let placed = eventually("every evaluation complete", Duration::from_secs(600), || {
-        let state = region.state();
-        let done = state
-            .evals()
-            .filter(|e| e.status == EvalStatus::Complete)
-            .count();
-        (done >= a.jobs && state.evals().all(|e| e.status.is_terminal()))
-            .then(|| state.allocs().filter(|x| !x.is_terminal()).count())
-    });
+    let placed = eventually(
+        "every evaluation complete",
+        Duration::from_secs(600),
+        || {
+            let state = region.state();
+            let done = state
+                .evals()
+                .filter(|e| e.status == EvalStatus::Complete)
+                .count();
+            (done >= a.jobs && state.evals().all(|e| e.status.is_terminal()))
+                .then(|| state.allocs().filter(|x| !x.is_terminal()).count())
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     let refused = region.srv(0).server.sched.plan_stats().partly_refused;
     Round {
@@ -106,7 +110,9 @@ fn main() {
         "{} jobs of {} allocations on {} nodes, one server (durable Raft log), {} rounds",
         a.jobs, a.count, a.nodes, a.rounds
     );
-    println!("| workers | evals/s (median) | min..max | placements/s (median) | plans partly refused |");
+    println!(
+        "| workers | evals/s (median) | min..max | placements/s (median) | plans partly refused |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: |");
     for workers in [1, 2] {
         let rounds: Vec<Round> = (0..a.rounds).map(|n| round(&a, workers, n)).collect();

@@ -146,10 +146,14 @@ async fn serve(
     } else {
         None
     };
+    let client = crate::client::start_mode(&config, &data_dir, &tls, &ex, &mut router).await?;
     let bind = SocketAddr::new(config.bind_addr, config.port);
     let listener = wire::Server::bind(bind, &tls, router, Settings::default(), ex.clone())
         .with_context(|| format!("listening on {bind}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    if let Some(c) = &client {
+        c.start(crate::client::advertised(advertise, local));
+    }
     eprintln!(
         "wren agent: {} listening on coaps+tcp://{local} (advertised as {advertise}), region {}, datacenter {}",
         modes(&config),
@@ -170,6 +174,9 @@ async fn serve(
         "wren agent: {} received, stopping",
         sig.map_or("signal", |s| s.as_str())
     );
+    if let Some(c) = &client {
+        c.stop();
+    }
     listener.shutdown();
     serving.await;
     if let Some(s) = server {

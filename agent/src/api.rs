@@ -43,10 +43,16 @@
 //!
 //! Listings take `?prefix=P` (ids starting with P).
 //!
-//! A client agent serves its own allocations' logs and signals on the same
-//! port (`/v1/client/fs/logs/<alloc>/<task>`, `/v1/client/alloc/<id>/signal`,
-//! `.../restart`, `.../exec`) for the CLI, which reaches it at the node's
-//! advertised address.
+//! A client agent serves its own node's endpoints on the same port, for the
+//! CLI, which reaches it at the node's advertised address:
+//!
+//! | path | method | body | answer |
+//! | --- | --- | --- | --- |
+//! | `/v1/client/fs/logs/<alloc>/<task>` | GET (observable) | `?type=stdout\|stderr&offset=N` | [`LogChunk`] |
+//! | `/v1/client/alloc/<id>/signal` | POST | [`SignalRequest`] | empty (2.04) |
+//! | `/v1/client/alloc/<id>/restart` | POST | [`RestartRequest`] | empty (2.04) |
+//! | `/v1/client/alloc/<id>/exec` | POST | [`ExecRequest`] | [`ExecResponse`] |
+//! | `/v1/client/node` | GET | | [`ClientNodeStatus`] |
 //!
 //! Reads take `?stale=true` to be answered by any server without a
 //! read-index round trip, and `?index=N` to block until the answer's index
@@ -581,6 +587,37 @@ pub struct StateSnapshot {
     #[n(1)]
     #[cbor(with = "minicbor::bytes")]
     pub data: Vec<u8>,
+}
+
+/// `GET /v1/client/node`: a client agent's own view of its node, which it
+/// can give when no server answers.
+#[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cbor(map)]
+pub struct ClientNodeStatus {
+    /// The node as it registers.
+    #[n(0)]
+    pub node: Node,
+    /// Whether the last heartbeat was answered.
+    #[n(1)]
+    pub connected: bool,
+    /// Unix nanoseconds a server last answered (0: never).
+    #[n(2)]
+    pub last_contact: i64,
+    /// The TTL the servers gave.
+    #[n(3)]
+    pub heartbeat_ttl: Duration,
+    /// The servers it knows.
+    #[n(4)]
+    pub servers: Vec<String>,
+    /// The last error talking to them.
+    #[n(5)]
+    pub last_error: Option<String>,
+    /// Its allocations, with the status the client reports.
+    #[n(6)]
+    pub allocs: Vec<AllocStub>,
+    /// Status updates not yet acknowledged by a server.
+    #[n(7)]
+    pub pending_updates: u32,
 }
 
 /// A piece of a task's log, from a client agent.

@@ -140,7 +140,9 @@ fn a_silent_node_whose_allocations_tolerate_it_is_disconnected_then_reconnects()
         .expect("reported");
     a.stop_heartbeats();
     region.wait_for("a disconnected, its allocation unknown", LONG, |s| {
-        let disconnected = s.node("a").is_some_and(|n| n.status == NodeStatus::Disconnected);
+        let disconnected = s
+            .node("a")
+            .is_some_and(|n| n.status == NodeStatus::Disconnected);
         let unknown = s
             .allocs_by_node("a")
             .any(|x| x.client_status == ClientStatus::Unknown && x.disconnected_at.is_some());
@@ -150,14 +152,16 @@ fn a_silent_node_whose_allocations_tolerate_it_is_disconnected_then_reconnects()
     // once the client reports its allocation running.
     a.resume_heartbeats(&region.rt);
     region.wait_for("a ready", LONG, |s| {
-        s.node("a").is_some_and(|n| n.status == NodeStatus::Ready).then_some(())
+        s.node("a")
+            .is_some_and(|n| n.status == NodeStatus::Ready)
+            .then_some(())
     });
     a.report(&region.rt, &placed, ClientStatus::Running)
         .expect("reported");
     let state = region.wait_for("the reconnect settled", LONG, |s| {
-        let settled = s.allocs_by_node("a").all(|x| {
-            x.client_status == ClientStatus::Running && x.disconnected_at.is_none()
-        });
+        let settled = s
+            .allocs_by_node("a")
+            .all(|x| x.client_status == ClientStatus::Running && x.disconnected_at.is_none());
         let evals_done = s.evals_by_job("web").all(|e| e.status.is_terminal());
         (settled && evals_done).then(|| s.clone())
     });

@@ -4,6 +4,7 @@
 //! (`-json`, `-output=FILE`) is accepted too and rewritten before parsing.
 
 mod agent;
+mod alloc;
 mod args;
 mod eval;
 mod format;
@@ -16,6 +17,7 @@ mod job_stop;
 mod node;
 mod node_drain;
 mod node_eligibility;
+mod node_self;
 mod node_status;
 mod operator;
 mod remote;
@@ -39,6 +41,7 @@ struct Wren {
 enum Command {
     Version(version::VersionCmd),
     Agent(agent::AgentCmd),
+    Alloc(alloc::AllocCmd),
     Job(job::JobCmd),
     Eval(eval::EvalCmd),
     Node(node::NodeCmd),
@@ -74,6 +77,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let result = match wren.command {
         Command::Version(cmd) => cmd.run(),
         Command::Agent(cmd) => cmd.run(),
+        Command::Alloc(cmd) => cmd.run(),
         Command::Job(cmd) => cmd.run(),
         Command::Eval(cmd) => cmd.run(),
         Command::Node(cmd) => cmd.run(),

@@ -10,12 +10,16 @@ use super::remote::{self, Remote, is_not_found, with_query};
 use crate::api::{AllocStub, NodeStub};
 
 crate::wire::api_command! {
-    /// List nodes, or show one node.
+    /// List nodes, or show one node; with --self, the client agent at
+    /// --address as it sees itself (works while no server is reachable).
     #[argh(subcommand, name = "status")]
     pub struct StatusCmd {
+        /// show the node of the agent at --address, as that agent sees it
+        #[argh(switch, long = "self")]
+        pub self_: bool,
         /// print JSON
         #[argh(switch)]
-        json: bool,
+        pub json: bool,
         /// show full ids
         #[argh(switch)]
         verbose: bool,
@@ -24,7 +28,7 @@ crate::wire::api_command! {
         stale: bool,
         /// the node id, or a unique prefix of it
         #[argh(positional)]
-        id: Option<String>,
+        pub id: Option<String>,
     }
 }
 
@@ -68,6 +72,9 @@ struct NodeStatus {
 
 impl StatusCmd {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if self.self_ {
+            return super::node_self::status_self(&self);
+        }
         let remote = Remote::connect(&self.api_flags())?;
         match &self.id {
             None => self.list(&remote),

@@ -9,11 +9,17 @@
 //! recognised by role, not by address, as Nomad's `verify_server_hostname`
 //! does, so dialling a bare IP works and a client certificate of the same
 //! CA cannot pose as a server.
+//!
+//! A client agent listens too, with its client certificate, for the
+//! endpoints of its own node (logs, signals, exec); the CLI reaches it with
+//! [`node_client_config`], which accepts `client.<region>.wren` as well as
+//! `server.<region>.wren` (a dev agent is both, with a server certificate).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -154,16 +160,17 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The server side: our certificate must be a server certificate; peers
-/// must present a certificate of our CA naming a role in our region.
+/// The server side: our certificate must be a server certificate, or a
+/// client certificate (a client agent serving its own node's endpoints);
+/// peers must present a certificate of our CA naming a role in our region.
 /// Returns the config and the region.
 pub fn server_config(material: &TlsMaterial) -> Result<(Arc<ServerConfig>, String), TlsError> {
     let (role, region) = material.identity()?;
-    if role != Role::Server {
+    if role == Role::Cli {
         return Err(TlsError::WrongRole {
             path: material.cert_path.clone(),
             found: role,
-            needed: "serving needs a server certificate",
+            needed: "serving needs a server or client certificate",
         });
     }
     let provider = provider();
@@ -208,6 +215,92 @@ pub fn client_config(
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok((Arc::new(config), server_name))
+}
+
+/// The side that dials a node's own endpoints (the CLI reading logs): like
+/// [`client_config`], but the agent may present `client.<region>.wren`
+/// (a client agent) or `server.<region>.wren` (a dev agent, a server that is
+/// also a client). A CLI certificate never passes.
+pub fn node_client_config(
+    material: &TlsMaterial,
+) -> Result<(Arc<ClientConfig>, ServerName<'static>), TlsError> {
+    let (_, region) = material.identity()?;
+    let name = |role: Role| {
+        ServerName::try_from(role.dns_name(&region)).map_err(|e| TlsError::Config(e.to_string()))
+    };
+    let provider = provider();
+    let inner = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(material.root_store()?),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let verifier = Arc::new(AnyOfNames {
+        inner,
+        names: vec![name(Role::Client)?, name(Role::Server)?],
+    });
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok((Arc::new(config), name(Role::Client)?))
+}
+
+/// WebPKI server verification that accepts any of a few names (whatever
+/// name the connection was opened with).
+#[derive(Debug)]
+struct AnyOfNames {
+    inner: Arc<WebPkiServerVerifier>,
+    names: Vec<ServerName<'static>>,
+}
+
+impl ServerCertVerifier for AnyOfNames {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut last = rustls::Error::General("no name to verify".to_owned());
+        for name in &self.names {
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// WebPKI client verification plus: the certificate names a role in our
@@ -294,8 +387,9 @@ mod tests {
     }
 
     #[test]
-    fn only_server_certificates_serve() {
+    fn server_and_client_certificates_serve_cli_ones_do_not() {
         assert!(server_config(&material(Role::Server, "global")).is_ok());
+        assert!(server_config(&material(Role::Client, "global")).is_ok());
         assert!(matches!(
             server_config(&material(Role::Cli, "global")),
             Err(TlsError::WrongRole { .. })

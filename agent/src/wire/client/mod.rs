@@ -43,7 +43,7 @@ use super::frame::{Frame, Token};
 use super::link::Settings;
 use super::request::{self, Method, split_uri};
 use super::response::{ApiError, CBOR, Response};
-use super::tls::{TlsError, client_config};
+use super::tls::{TlsError, client_config, node_client_config};
 
 /// Client timeouts and backoff.
 #[derive(Debug, Clone)]
@@ -192,6 +192,26 @@ impl Client {
     /// dialled until the first request.
     pub fn new(config: ClientConfig, ex: Arc<Executor<'static>>) -> Result<Client, ClientError> {
         let (tls, server_name) = client_config(&config.tls)?;
+        Client::with_tls(config, tls, server_name, ex)
+    }
+
+    /// A client of one node's own endpoints (logs, signals, exec): the agent
+    /// at the address may present a client or a server certificate of the
+    /// region (see [`node_client_config`]).
+    pub fn to_node(
+        config: ClientConfig,
+        ex: Arc<Executor<'static>>,
+    ) -> Result<Client, ClientError> {
+        let (tls, server_name) = node_client_config(&config.tls)?;
+        Client::with_tls(config, tls, server_name, ex)
+    }
+
+    fn with_tls(
+        config: ClientConfig,
+        tls: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        ex: Arc<Executor<'static>>,
+    ) -> Result<Client, ClientError> {
         if config.addresses.is_empty() {
             return Err(ClientError::AllFailed(Vec::new()));
         }
