@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         Err(errors) => {
             assert!(!errors.0.is_empty(), "a failed parse without an error");
             for e in &errors.0 {
-                assert!(e.line >= 1 && e.col >= 1, "an error without a position: {e}");
+                assert!(
+                    e.line >= 1 && e.col >= 1,
+                    "an error without a position: {e}"
+                );
             }
         }
     }

@@ -6,7 +6,11 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+#[path = "../ports/mod.rs"]
+mod ports;
+use ports::free_port;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,13 +42,6 @@ pub struct InProcRegion {
     dir: PathBuf,
     client_ex: Arc<Executor<'static>>,
     client_stop: smol::channel::Sender<()>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS hands out a free loopback port")
 }
 
 fn executor(

@@ -8,8 +8,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../ports/mod.rs"]
+mod ports;
+use ports::free_port;
+
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,10 +135,6 @@ pub struct Region {
 }
 
 /// A loopback port nobody listens on right now (the OS picks it).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket");
-    l.local_addr().expect("probe address").port()
-}
 
 fn material(ca: &CertPem, pair: &CertPem) -> TlsMaterial {
     TlsMaterial::from_pem(
