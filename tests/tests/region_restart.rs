@@ -50,6 +50,27 @@ fn save(cli: &Cli, path: &Path) -> State {
     State::load(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The state once the servers stop changing it: the scheduler finishes
+/// its evaluations and tidies blocked ones asynchronously after the last
+/// write, so a save taken at once may be followed by writes of its own.
+/// Settled means two saves a second apart hold the same tables.
+fn settled(cli: &Cli, path: &Path) -> State {
+    let mut last = save(cli, path);
+    eventually("the region to settle", Duration::from_secs(60), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let next = save(cli, path);
+        let same = next.same_tables(&last);
+        last = next;
+        if same {
+            Ok(())
+        } else {
+            Err("still changing".to_owned())
+        }
+    })
+    .unwrap();
+    last
+}
+
 /// Writes jobs `r00`..`r07`, gives `r03` a second version, stops `r01`
 /// and purges `r02`. Returns what each job should read as.
 fn write_jobs(cli: &Cli, dir: &Path) -> Vec<(String, Read)> {
@@ -106,7 +127,7 @@ fn every_server_killed_and_restarted_from_disk_has_the_same_state() {
     let dir = cluster.dir().subdir("jobs").unwrap();
     let cli = cluster.cli().timeout(Duration::from_secs(30));
     let expected = write_jobs(&cli, &dir);
-    let before = save(&cli, &cluster.dir().join("before.snap"));
+    let before = settled(&cli, &cluster.dir().join("before.snap"));
     assert_eq!(before.counts().jobs, 7);
 
     let servers = cluster.servers();
@@ -141,7 +162,7 @@ fn a_snapshot_saved_on_one_region_and_restored_on_a_fresh_one_gives_the_same_sta
         // Kept outside the region's directory, which goes with it.
         let snap =
             std::env::temp_dir().join(format!("wren-region-restore-{}.snap", std::process::id()));
-        let saved = save(&cli, &snap);
+        let saved = settled(&cli, &snap);
         (snap, expected, saved)
     };
     let second = start(test, 3);
