@@ -28,7 +28,7 @@ fn job(id: &str, marker: &Path) -> String {
       }}
       resources {{
         cpu    = 10
-        memory = 8
+        memory = 16
       }}
     }}
   }}
