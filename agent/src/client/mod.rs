@@ -473,17 +473,18 @@ impl Core {
                     .cloned();
                 if let Some(e) = runners.get_mut(&alloc.id) {
                     e.forgotten = false;
+                    // What the servers hold of the client's report differs
+                    // (they marked it unknown while the node was away, which
+                    // may also have changed the allocation's index, or an
+                    // update was lost): report again, unless an update is on
+                    // its way anyway.
+                    let local = e.shared.view().state.client_status;
+                    if alloc.client_status != local
+                        && !db.has_pending_update(&alloc.id).unwrap_or(true)
+                    {
+                        e.shared.resend(&self.ctx);
+                    }
                     if alloc.alloc_modify_index == e.alloc_modify_index {
-                        // What the servers hold of the client's report
-                        // differs (they marked it unknown while the node was
-                        // away, or an update was lost): report again, unless
-                        // an update is on its way anyway.
-                        let local = e.shared.view().state.client_status;
-                        if alloc.client_status != local
-                            && !db.has_pending_update(&alloc.id).unwrap_or(true)
-                        {
-                            e.shared.resend(&self.ctx);
-                        }
                         continue;
                     }
                     let job = match job.or_else(|| {

@@ -226,6 +226,12 @@ pub async fn heartbeat_loop(core: Arc<Core>) {
                 if core.status().servers != servers_before {
                     client = None;
                 }
+                if must_register {
+                    // A node registers as initializing and turns ready at
+                    // its first heartbeat: send it now, not half a TTL
+                    // later, so a fresh node takes work at once.
+                    continue;
+                }
                 let ttl = if resp.heartbeat_ttl.is_zero() {
                     DEFAULT_TTL
                 } else {

@@ -43,34 +43,49 @@ pub struct DevAgent {
     _net: Net,
     /// The test's directory.
     pub dir: TestDir,
+    /// The agent's data directory (`alloc/` holds the allocations).
+    pub data: PathBuf,
 }
 
 impl DevAgent {
     /// Starts `wren agent --dev` and waits until it leads its one-server
     /// region.
     pub fn start(test: &str) -> DevAgent {
+        DevAgent::start_with(test, |_| None)
+    }
+
+    /// Like [`DevAgent::start`], with an agent config file holding what
+    /// `config` returns (HCL, e.g. a plugin block; it may put files in the
+    /// test directory first), read before the dev settings apply.
+    pub fn start_with(test: &str, config: impl FnOnce(&TestDir) -> Option<String>) -> DevAgent {
         let wren = bin::wren().unwrap();
         let dir = TestDir::new(test).unwrap();
         let net = Net::new(&test.chars().take(8).collect::<String>(), &["dev"]).unwrap();
         let host = net.find("dev").unwrap();
         let home = dir.subdir("home").unwrap();
-        let config = home.join(".config");
+        let xdg = home.join(".config");
         let data = dir.join("data");
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "agent".into(),
+            "--dev".into(),
+            "--data-dir".into(),
+            data.clone().into(),
+        ];
+        if let Some(text) = config(&dir) {
+            let file = dir.join("agent.hcl");
+            std::fs::write(&file, text).unwrap();
+            args.extend(["--config".into(), file.into()]);
+        }
         let spec = ProcSpec::new("dev", wren)
-            .args([
-                "agent".as_ref(),
-                "--dev".as_ref(),
-                "--data-dir".as_ref(),
-                data.as_os_str(),
-            ])
+            .args(args)
             .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_CONFIG_HOME", &xdg)
             .cwd(dir.path())
             .netns(net.ns(host));
         let proc = Proc::start(spec, &dir.subdir("logs").unwrap()).unwrap();
         let cli = Cli::new(wren, Some(net.ns(host)))
             .env("HOME", home.to_string_lossy())
-            .env("XDG_CONFIG_HOME", config.to_string_lossy())
+            .env("XDG_CONFIG_HOME", xdg.to_string_lossy())
             .timeout(Duration::from_secs(30));
         eventually("the dev agent to lead", Duration::from_secs(60), || {
             let p = cli
@@ -88,6 +103,7 @@ impl DevAgent {
             proc,
             _net: net,
             dir,
+            data,
         }
     }
 
