@@ -163,3 +163,22 @@ fn pathological_shapes_never_panic() {
         check(&text);
     }
 }
+
+/// Inputs the `jobspec` fuzz target found to take seconds in the HCL
+/// parser (broken nesting 20 and 24 levels deep): refused up front, at the
+/// bracket that goes too deep.
+#[test]
+fn deep_broken_nesting_found_by_the_fuzzer_is_refused_with_its_position() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions");
+    for name in ["deep-broken-nesting-1.hcl", "deep-broken-nesting-2.hcl"] {
+        let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let errors = jobspec::parse(name, &text).unwrap_err();
+        let first = errors.first().unwrap();
+        assert!(
+            first.message.contains("nested more than"),
+            "{name}: {errors}"
+        );
+        check(&text);
+    }
+}

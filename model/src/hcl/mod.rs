@@ -8,6 +8,7 @@
 //! left unread as unknown. Every error is an [`Error`] naming
 //! `file:line:col`.
 
+mod depth;
 mod eval;
 mod reader;
 mod source;
@@ -67,7 +68,11 @@ impl fmt::Display for Errors {
 impl std::error::Error for Errors {}
 
 /// Parses an HCL body, turning a syntax error into an [`Errors`].
+///
+/// Text nested deeper than [`depth::MAX_DEPTH`] brackets is refused before
+/// parsing: the parser's time on broken deep nesting grows exponentially.
 pub fn parse_body(src: &Source<'_>) -> Result<hcl_edit::structure::Body, Errors> {
+    depth::check(src).map_err(|e| Errors(vec![e]))?;
     hcl_edit::parser::parse_body(src.text()).map_err(|e| {
         let loc = e.location();
         Errors(vec![src.error_at(
