@@ -60,8 +60,21 @@ pub fn advertise_addr(config: &AgentConfig) -> SocketAddr {
     SocketAddr::new(ip, config.port)
 }
 
+/// Threads in smol's `unblock` pool. The `blocking` crate (1.7) grows its
+/// pool under a burst and never retires an idle thread while the pool is
+/// within its limit (500 by default): starting a few hundred allocations at
+/// once left ~500 idle threads, ~70 MiB of stacks and arenas, in the client
+/// for good (scripts/bench-footprint). The agent's blocking work is short
+/// (an fsync, starting a shim, removing an alloc dir, an `alloc exec` with
+/// a timeout), so a few threads suffice; extra work queues.
+/// `BLOCKING_MAX_THREADS` in the environment still wins.
+const BLOCKING_THREADS: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(15);
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(config: AgentConfig) -> anyhow::Result<()> {
+    if std::env::var_os("BLOCKING_MAX_THREADS").is_none() {
+        blocking::set_max_blocking_threads(BLOCKING_THREADS);
+    }
     let data_dir: PathBuf = config.data_dir.clone().context("data_dir is required")?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
