@@ -178,3 +178,37 @@ children_cpu() {
     }' "$f")"
     rm -f "$f"
 }
+
+# Registers the triple's qemu-user with binfmt_misc, so that the kernel runs
+# the target's executables through qemu without a `qemu-* -L /` prefix: a
+# `wren` agent under qemu-user re-executes its own binary as each task's
+# shim, which the kernel refuses (ENOEXEC) otherwise. Mounts binfmt_misc
+# if needed and enables the entry binfmt-support's `update-binfmts` knows
+# from qemu-user-static (its interpreter is qemu-<arch>-static, which finds
+# the multiarch loader and libc under / like `-L /`). Idempotent; needs root
+# unless already done. Prints why it could not, or nothing. Undo:
+# `update-binfmts --disable qemu-<arch>`.
+binfmt_enable() {
+    local triple=$1 name entry
+    target_facts "$triple" || return 0
+    [ -n "$qemu" ] || return 0
+    name=${qemu%-static}
+    entry=/proc/sys/fs/binfmt_misc/$name
+    [ "$(head -n1 "$entry" 2>/dev/null)" = enabled ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "$name is not registered with binfmt_misc, and registering it needs root"
+        return 0
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ] &&
+        ! mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; then
+        echo "cannot mount binfmt_misc on /proc/sys/fs/binfmt_misc"
+        return 0
+    fi
+    if ! command -v update-binfmts >/dev/null; then
+        echo "no update-binfmts (binfmt-support; run cross/install-toolchain as root)"
+        return 0
+    fi
+    update-binfmts --enable "$name" >/dev/null 2>&1 || true
+    [ "$(head -n1 "$entry" 2>/dev/null)" = enabled ] ||
+        echo "update-binfmts --enable $name did not register $entry"
+}

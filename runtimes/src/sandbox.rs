@@ -433,7 +433,7 @@ fn run(step: &Step, ruleset: &mut RawFd) -> Result<(), Errno> {
             resource,
             soft,
             hard,
-        } => nix::sys::resource::setrlimit(*resource, *soft, *hard),
+        } => nix::sys::resource::setrlimit(*resource, rlim(*soft), rlim(*hard)),
         Step::Groups(groups) => nix::unistd::setgroups(groups),
         Step::Gid(gid) => nix::unistd::setresgid(*gid, *gid, *gid),
         Step::Uid(uid) => nix::unistd::setresuid(*uid, *uid, *uid),
@@ -466,4 +466,12 @@ pub(crate) fn failed_step(read: &OwnedFd) -> Option<usize> {
         Ok(4) => Some(u32::from_ne_bytes(buf) as usize),
         _ => None,
     }
+}
+
+/// A limit as the C library's `rlim_t`: 64 bits on 64-bit targets, 32 on
+/// armv7 glibc, where a limit that does not fit means unlimited.
+// On 64-bit targets the conversion cannot fail; on armv7 it can.
+#[allow(clippy::unnecessary_fallible_conversions)]
+fn rlim(limit: u64) -> nix::libc::rlim_t {
+    nix::libc::rlim_t::try_from(limit).unwrap_or(nix::libc::RLIM_INFINITY)
 }
