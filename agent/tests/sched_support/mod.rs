@@ -134,8 +134,6 @@ pub struct Region {
     _dir: TempDir,
 }
 
-/// A loopback port nobody listens on right now (the OS picks it).
-
 fn material(ca: &CertPem, pair: &CertPem) -> TlsMaterial {
     TlsMaterial::from_pem(
         ca.cert.as_bytes(),
