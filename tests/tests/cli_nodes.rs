@@ -8,6 +8,7 @@
 mod cli_support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use cli_support::{DevAgent, can_run, uuid_after};
 use wren_model::{
@@ -15,6 +16,7 @@ use wren_model::{
     Node, NodeStatus, PlanResult, Task, TaskGroup, TriggeredBy,
 };
 use wren_state::{ApplyPlan, Command, Proposal, RegisterJob, State, UpsertNode};
+use wren_tests::eventually;
 
 const NODE: &str = "6a1f0c2e-0000-4000-8000-000000000001";
 
@@ -179,14 +181,37 @@ fn node_drain_and_eligibility_change_the_node_with_the_evaluations_nomad_makes()
     let err = dev.fails(&["node", "eligibility", "--enable", NODE]);
     assert!(err.contains("4.09") && err.contains("draining"), "{err}");
 
-    // The drain ends; the node is eligible again, with an evaluation for
-    // the job on it.
+    // The scheduler handles the drain's evaluation (the allocation is
+    // migrated off the node); then the drain ends and the node is eligible
+    // again, with an evaluation for every job still running there.
+    eventually(
+        "the drain's evaluation to finish",
+        Duration::from_secs(60),
+        || {
+            let e = dev.json(&["eval", "status", "--json", &eval]);
+            if e["status"] == "complete" {
+                Ok(())
+            } else {
+                Err(format!("{e}"))
+            }
+        },
+    )
+    .unwrap();
+    let still_running = dev.json(&["node", "status", "--json", NODE])["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["desired_status"] == "run");
     let out = dev.ok(&["node", "drain", "--disable", NODE]);
     assert!(
         out.starts_with("Node \"6a1f0c2e\" drain strategy unset\n"),
         "{out}"
     );
-    assert!(uuid_after(&out, "Evaluation ID: ").is_some(), "{out}");
+    assert_eq!(
+        uuid_after(&out, "Evaluation ID: ").is_some(),
+        still_running,
+        "{out}"
+    );
     let n = dev.json(&["node", "status", "--json", NODE]);
     assert_eq!(n["node"]["drain"], serde_json::Value::Null);
     assert_eq!(n["node"]["eligibility"], "eligible");
