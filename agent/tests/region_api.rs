@@ -101,7 +101,16 @@ fn servers_validate_jobs_and_followers_forward_writes_and_read_consistently() {
     .unwrap();
     assert_eq!(eval.job_id, "web");
     assert_eq!(eval.triggered_by, wren_model::TriggeredBy::JobRegister);
-    assert_eq!(eval.status, wren_model::EvalStatus::Pending);
+    // Pending, or already handled by the servers' scheduler (there are no
+    // nodes, so it places nothing).
+    assert!(
+        matches!(
+            eval.status,
+            wren_model::EvalStatus::Pending | wren_model::EvalStatus::Complete
+        ),
+        "{:?}",
+        eval.status
+    );
     assert_eq!(eval.job_modify_index, r.job_modify_index);
     assert!(eval.create_time > 0);
 
