@@ -13,7 +13,7 @@ use smol::future::FutureExt as _;
 use wren_model::{AllocMetric, EvalStatus, Evaluation, TriggeredBy};
 
 use super::format::{self, columns, kv, short};
-use super::remote::{self, Remote, is_not_found, with_query};
+use super::remote::{self, Kind, Remote, with_query};
 use crate::api::AllocStub;
 use crate::wire::ClientError;
 
@@ -85,30 +85,13 @@ impl EvalCmd {
 
 /// Finds an evaluation by id or unique id prefix.
 pub fn find_eval(remote: &Remote, id: &str, stale: bool) -> anyhow::Result<Evaluation> {
-    match remote.get::<Evaluation>(&with_query(
-        &format!("/v1/eval/{id}"),
-        &[remote::stale(stale)],
-    )) {
-        Ok(e) => return Ok(e),
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(e),
-    }
-    let found: Vec<Evaluation> = remote.get(&with_query(
-        "/v1/evals",
-        &[remote::stale(stale), ("prefix", Some(id))],
-    ))?;
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => anyhow::bail!("no evaluation with id or prefix {id:?}"),
-        many => {
-            let ids: Vec<&str> = many.iter().map(|e| e.id.as_str()).collect();
-            anyhow::bail!(
-                "prefix {id:?} matches {} evaluations: {}",
-                many.len(),
-                ids.join(", ")
-            )
-        }
-    }
+    const EVALS: Kind = Kind {
+        one: "/v1/eval",
+        list: "/v1/evals",
+        noun: "evaluation",
+        plural: "evaluations",
+    };
+    remote.find(&EVALS, id, stale, |e: &Evaluation| &e.id)
 }
 
 impl StatusCmd {

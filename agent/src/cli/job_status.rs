@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use wren_model::{Deployment, Job};
 
 use super::format::{self, ago, columns, kv, short};
-use super::remote::{self, Remote, is_not_found, with_query};
+use super::remote::{self, Kind, Remote, with_query};
 use crate::api::{AllocStub, JobListStub, JobSummary};
 
 crate::wire::api_command! {
@@ -30,33 +30,13 @@ crate::wire::api_command! {
 
 /// Finds a job by id, or by a unique id prefix.
 pub fn find_job(remote: &Remote, id: &str, stale: bool) -> anyhow::Result<Job> {
-    match remote.get::<Job>(&with_query(
-        &format!("/v1/job/{id}"),
-        &[remote::stale(stale)],
-    )) {
-        Ok(j) => return Ok(j),
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(e),
-    }
-    let stubs: Vec<JobListStub> = remote.get(&with_query(
-        "/v1/jobs",
-        &[remote::stale(stale), ("prefix", Some(id))],
-    ))?;
-    match stubs.as_slice() {
-        [one] => remote.get(&with_query(
-            &format!("/v1/job/{}", one.id),
-            &[remote::stale(stale)],
-        )),
-        [] => anyhow::bail!("no job with id or prefix {id:?}"),
-        many => {
-            let ids: Vec<&str> = many.iter().map(|j| j.id.as_str()).collect();
-            anyhow::bail!(
-                "prefix {id:?} matches {} jobs: {}",
-                many.len(),
-                ids.join(", ")
-            )
-        }
-    }
+    const JOBS: Kind = Kind {
+        one: "/v1/job",
+        list: "/v1/jobs",
+        noun: "job",
+        plural: "jobs",
+    };
+    remote.find(&JOBS, id, stale, |s: &JobListStub| &s.id)
 }
 
 /// One job's status, as `--json` prints it.

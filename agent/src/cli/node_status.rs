@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use wren_model::Node;
 
 use super::format::{self, ago, columns, kv, short};
-use super::remote::{self, Remote, is_not_found, with_query};
+use super::remote::{self, Kind, Remote, with_query};
 use crate::api::{AllocStub, NodeStub};
 
 crate::wire::api_command! {
@@ -34,33 +34,13 @@ crate::wire::api_command! {
 
 /// Finds a node by id or unique id prefix.
 pub fn find_node(remote: &Remote, id: &str, stale: bool) -> anyhow::Result<Node> {
-    match remote.get::<Node>(&with_query(
-        &format!("/v1/node/{id}"),
-        &[remote::stale(stale)],
-    )) {
-        Ok(n) => return Ok(n),
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(e),
-    }
-    let stubs: Vec<NodeStub> = remote.get(&with_query(
-        "/v1/nodes",
-        &[remote::stale(stale), ("prefix", Some(id))],
-    ))?;
-    match stubs.as_slice() {
-        [one] => remote.get(&with_query(
-            &format!("/v1/node/{}", one.id),
-            &[remote::stale(stale)],
-        )),
-        [] => anyhow::bail!("no node with id or prefix {id:?}"),
-        many => {
-            let ids: Vec<&str> = many.iter().map(|n| n.id.as_str()).collect();
-            anyhow::bail!(
-                "prefix {id:?} matches {} nodes: {}",
-                many.len(),
-                ids.join(", ")
-            )
-        }
-    }
+    const NODES: Kind = Kind {
+        one: "/v1/node",
+        list: "/v1/nodes",
+        noun: "node",
+        plural: "nodes",
+    };
+    remote.find(&NODES, id, stale, |s: &NodeStub| &s.id)
 }
 
 /// One node, as `--json` prints it.

@@ -20,6 +20,19 @@ pub struct Remote {
     client: Client,
 }
 
+/// A kind of object the CLI looks up by id or prefix (see [`Remote::find`]).
+#[derive(Debug)]
+pub struct Kind {
+    /// The path of one object, without its id: `/v1/job`.
+    pub one: &'static str,
+    /// The listing: `/v1/jobs`.
+    pub list: &'static str,
+    /// For messages: `job`, `jobs`.
+    pub noun: &'static str,
+    /// The plural.
+    pub plural: &'static str,
+}
+
 /// Whether an error is the server saying "not found".
 pub fn is_not_found(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -61,6 +74,45 @@ impl Remote {
             .run(self.client.get::<T>(path))
             .with_context(|| format!("GET {}", strip_query(path)))?;
         Ok(v)
+    }
+
+    /// An object by id, or by a unique id prefix: the exact id first,
+    /// then the listing filtered by `?prefix=`. A prefix that matches no
+    /// object or several is an error naming them. `kind` names the paths
+    /// and the words for messages; `id_of` reads a listed stub's id.
+    pub fn find<T, S>(
+        &self,
+        kind: &Kind,
+        id: &str,
+        stale: bool,
+        id_of: impl Fn(&S) -> &str,
+    ) -> anyhow::Result<T>
+    where
+        T: for<'b> Decode<'b, ()> + DeserializeOwned,
+        S: for<'b> Decode<'b, ()> + DeserializeOwned,
+    {
+        let one = |id: &str| with_query(&format!("{}/{id}", kind.one), &[self::stale(stale)]);
+        match self.get::<T>(&one(id)) {
+            Err(e) if is_not_found(&e) => {}
+            found => return found,
+        }
+        let stubs: Vec<S> = self.get(&with_query(
+            kind.list,
+            &[self::stale(stale), ("prefix", Some(id))],
+        ))?;
+        match stubs.as_slice() {
+            [only] => self.get(&one(id_of(only))),
+            [] => anyhow::bail!("no {} with id or prefix {id:?}", kind.noun),
+            many => {
+                let ids: Vec<&str> = many.iter().map(&id_of).collect();
+                anyhow::bail!(
+                    "prefix {id:?} matches {} {}: {}",
+                    many.len(),
+                    kind.plural,
+                    ids.join(", ")
+                )
+            }
+        }
     }
 
     /// Sends `body` (CBOR) to `path` and decodes the answer.
