@@ -446,18 +446,64 @@ pub struct HeartbeatResponse {
 
 /// `GET /v1/client/allocs`: a node's allocations and the job versions they
 /// run.
+///
+/// Every allocation the servers hold for the node is listed once: whole
+/// in `allocs` when the servers changed it after the index the request
+/// named (its `alloc_modify_index` is newer; every allocation when the
+/// request named none), or as an [`AllocIndexStub`] in `unchanged`. An
+/// observation names the index of its previous answer, so a node with
+/// thousands of finished allocations gets what changed, not all of them,
+/// on every notification (as Nomad's clients get an index per allocation
+/// and pull only what changed).
 #[derive(Debug, Clone, PartialEq, Default, Encode, Decode, Serialize, Deserialize)]
 #[cbor(map)]
 pub struct ClientAllocs {
     /// The index the answer reflects.
     #[n(0)]
     pub index: u64,
-    /// The node's allocations (terminal ones the servers still hold, too).
+    /// The node's allocations the servers changed since the request's
+    /// index (terminal ones the servers still hold, too).
     #[n(1)]
     pub allocs: Vec<Allocation>,
-    /// Every job version those allocations reference.
+    /// Every job version the allocations in `allocs` reference.
     #[n(2)]
     pub jobs: Vec<Job>,
+    /// The node's other allocations: unchanged by the servers since the
+    /// request's index.
+    #[n(3)]
+    #[serde(default)]
+    pub unchanged: Vec<AllocIndexStub>,
+}
+
+/// An allocation a node already has, in [`ClientAllocs::unchanged`]: what
+/// the node checks its own copy against.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+#[cbor(map)]
+pub struct AllocIndexStub {
+    /// The allocation.
+    #[n(0)]
+    pub id: String,
+    /// The index of the servers' last change to it.
+    #[n(1)]
+    pub alloc_modify_index: u64,
+    /// The client status the servers hold.
+    #[n(2)]
+    pub client_status: ClientStatus,
+    /// What the servers want.
+    #[n(3)]
+    pub desired_status: DesiredStatus,
+}
+
+impl AllocIndexStub {
+    /// The stub of `a`.
+    pub fn of(a: &Allocation) -> AllocIndexStub {
+        AllocIndexStub {
+            id: a.id.clone(),
+            alloc_modify_index: a.alloc_modify_index,
+            client_status: a.client_status,
+            desired_status: a.desired_status,
+        }
+    }
 }
 
 /// A client's report about one allocation: only client-owned fields.

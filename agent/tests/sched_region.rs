@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use sched_support::{Region, eventually, node, service, usage};
 use wren_agent::api::{
-    AllocUpdateRequest, ClientAllocUpdate, ClientAllocs, IndexResponse, JobPlanRequest,
-    JobPlanResponse,
+    AllocIndexStub, AllocUpdateRequest, ClientAllocUpdate, ClientAllocs, IndexResponse,
+    JobPlanRequest, JobPlanResponse,
 };
 use wren_agent::wire::{ClientError, Method, Role};
 use wren_model::{ClientStatus, EvalStatus, NodeStatus};
@@ -233,6 +233,40 @@ fn a_new_leader_rebuilds_the_broker_from_the_state() {
     region.wait_for("everything placed under the new leader", LONG, |s| {
         (live(s, "web") == 2 && live(s, "api") == 1).then_some(())
     });
+}
+
+#[test]
+fn a_client_asking_since_an_index_gets_only_what_changed_whole() {
+    let region = Region::start("delta", 3, |c| c.server.num_schedulers = Some(1));
+    let a = region.add_node(node("a", 1000, 1024));
+    region.register_job(region.follower(), service("web", 1, 100, 64));
+    region.wait_for("web placed", LONG, |s| (live(s, "web") == 1).then_some(()));
+    let (all, _): (ClientAllocs, _) = region
+        .rt
+        .block_on(a.client.get("/v1/client/allocs?node=a"))
+        .expect("a reads its allocations");
+    assert_eq!(all.allocs.len(), 1, "without an index, everything whole");
+    assert!(all.unchanged.is_empty());
+    let web = all.allocs[0].clone();
+
+    region.register_job(region.follower(), service("api", 1, 100, 64));
+    let since = format!("/v1/client/allocs?node=a&index={}", all.index);
+    let delta = eventually("api placed on a", LONG, || {
+        let (d, _): (ClientAllocs, _) = region.rt.block_on(a.client.get(&since)).ok()?;
+        (d.allocs.iter().any(|x| x.job_id == "api")).then_some(d)
+    });
+    assert!(
+        delta.allocs.iter().all(|x| x.job_id == "api"),
+        "only what changed comes whole: {:?}",
+        delta.allocs.iter().map(|x| &x.job_id).collect::<Vec<_>>()
+    );
+    assert_eq!(delta.jobs.len(), 1, "with its job version only");
+    assert_eq!(delta.jobs[0].id, "api");
+    assert_eq!(
+        delta.unchanged,
+        vec![AllocIndexStub::of(&web)],
+        "the rest as stubs"
+    );
 }
 
 #[test]

@@ -17,36 +17,48 @@ use super::allocdir::AllocDir;
 const EVERY: Duration = Duration::from_secs(60);
 
 /// Collects what can be collected now; returns the allocations removed.
+///
+/// The runners are dropped first, all at once, so their memory goes back
+/// even while the directories are still being removed; the directories
+/// and local records then go in one blocking call, not one per
+/// allocation. A crash in between leaves local records, which the next
+/// start restores as finished allocations and collects again.
 pub async fn collect(core: &Core) -> Vec<String> {
-    let victims = core.collectable();
-    let mut removed = Vec::new();
-    for id in victims {
-        let Some(dir) = core.forget(&id) else {
-            continue;
-        };
-        let gone = smol::unblock(move || AllocDir { root: dir }.destroy()).await;
-        if let Err(e) = gone {
-            eprintln!("wren client: collecting allocation {id}: {e}");
-        }
-        if let Err(e) = core.ctx.db.remove_alloc(&id) {
-            eprintln!("wren client: collecting allocation {id}: {e}");
-        }
-        removed.push(id);
+    let victims: Vec<(String, std::path::PathBuf)> = core
+        .collectable()
+        .into_iter()
+        .filter_map(|id| core.forget(&id).map(|dir| (id, dir)))
+        .collect();
+    if victims.is_empty() {
+        return Vec::new();
     }
-    if !removed.is_empty() {
-        let db = &core.ctx.db;
+    let ctx = core.ctx.clone();
+    smol::unblock(move || {
+        let db = &ctx.db;
+        let mut removed = Vec::with_capacity(victims.len());
+        for (id, dir) in victims {
+            if let Err(e) = (AllocDir { root: dir }).destroy() {
+                eprintln!("wren client: collecting allocation {id}: {e}");
+            }
+            if let Err(e) = db.remove_alloc(&id) {
+                eprintln!("wren client: collecting allocation {id}: {e}");
+            }
+            removed.push(id);
+        }
         if let Err(e) = db.prune_jobs().and_then(|_| db.durable()) {
             eprintln!("wren client: {e}");
         }
-    }
-    removed
+        removed
+    })
+    .await
 }
 
-/// Collects whenever woken (an acknowledgement, a reconcile), and every
-/// minute.
+/// Collects at once (what a restart restored may be over the limit), then
+/// whenever woken (an acknowledgement, a reconcile), and every minute.
 pub async fn gc_loop(core: Arc<Core>) {
     loop {
         let woken = core.events.gc.listen();
+        collect(&core).await;
         async {
             woken.await;
         }
@@ -54,6 +66,5 @@ pub async fn gc_loop(core: Arc<Core>) {
             smol::Timer::after(EVERY).await;
         })
         .await;
-        collect(&core).await;
     }
 }

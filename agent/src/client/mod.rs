@@ -451,7 +451,12 @@ impl Core {
     /// longer want or know. Never restarts what already runs. A new
     /// allocation is durable in the local database before its tasks start,
     /// so no task ever runs that a restarted agent would not know.
-    pub async fn reconcile(&self, ca: ClientAllocs) {
+    ///
+    /// Returns false when an allocation listed as unchanged is not as this
+    /// client last took it (it missed or could not take a change): the
+    /// caller then asks for every allocation whole.
+    pub async fn reconcile(&self, ca: ClientAllocs) -> bool {
+        let mut in_sync = true;
         let jobs: HashMap<(String, u64), Arc<Job>> = ca
             .jobs
             .into_iter()
@@ -519,6 +524,28 @@ impl Core {
                 }
                 accepted.push((Arc::new(alloc), job));
             }
+            for stub in ca.unchanged {
+                seen.insert(stub.id.clone());
+                let Some(e) = runners.get_mut(&stub.id) else {
+                    // Not run here, yet the servers want it run: this
+                    // client could not take it when it came.
+                    if stub.desired_status == DesiredStatus::Run
+                        && !stub.client_status.is_terminal()
+                    {
+                        in_sync = false;
+                    }
+                    continue;
+                };
+                e.forgotten = false;
+                if stub.alloc_modify_index != e.alloc_modify_index {
+                    in_sync = false;
+                    continue;
+                }
+                let local = e.shared.view().state.client_status;
+                if stub.client_status != local && !db.has_pending_update(&stub.id).unwrap_or(true) {
+                    e.shared.resend(&self.ctx);
+                }
+            }
             for (id, e) in runners.iter_mut() {
                 if !seen.contains(id) && !e.forgotten {
                     e.forgotten = true;
@@ -551,6 +578,7 @@ impl Core {
             }
         }
         self.events.gc.notify(1);
+        in_sync
     }
 
     /// Stops the allocations whose group says to stop after this long

@@ -297,9 +297,16 @@ pub async fn watch_loop(core: Arc<Core>) {
                         break;
                     }
                     match resp.decode::<ClientAllocs>() {
-                        Ok(ca) => core.reconcile(ca).await,
+                        Ok(ca) => {
+                            if !core.reconcile(ca).await {
+                                // Out of step: observe afresh, which
+                                // starts with every allocation whole.
+                                break;
+                            }
+                        }
                         Err(e) => {
-                            eprintln!("wren client: undecodable allocations from a server: {e}")
+                            eprintln!("wren client: undecodable allocations from a server: {e}");
+                            break;
                         }
                     }
                 }

@@ -509,6 +509,7 @@ async fn client_allocs(i: Arc<FixInner>, req: Request) -> HandlerResult {
                     index: s.index,
                     allocs,
                     jobs,
+                    unchanged: Vec::new(),
                 };
                 return Ok(req.reply(&body).with_index(s.index));
             }

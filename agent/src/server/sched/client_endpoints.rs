@@ -27,8 +27,8 @@ use super::Shared;
 use super::evals::{for_job, node_ready};
 use super::rpc::{Forwarded, HEARTBEAT_PATH, REGISTER_PATH, is_leader, not_leader, on_leader};
 use crate::api::{
-    AllocUpdateRequest, ClientAllocs, HeartbeatRequest, HeartbeatResponse, IndexResponse,
-    NodeRegisterRequest,
+    AllocIndexStub, AllocUpdateRequest, ClientAllocs, HeartbeatRequest, HeartbeatResponse,
+    IndexResponse, NodeRegisterRequest,
 };
 use crate::server::core::MAX_BLOCKING_WAIT;
 use crate::wire::{ApiError, Fingerprint, HandlerResult, Request};
@@ -235,7 +235,8 @@ async fn state_knowing(shared: &Shared, node: &str, stale: bool) -> Result<State
 }
 
 /// `GET /v1/client/allocs?node=ID`, a blocking query on the node's
-/// allocations.
+/// allocations. With an index (an observation's previous answer), only
+/// the allocations changed since come whole; see [`ClientAllocs`].
 pub async fn allocs(shared: Arc<Shared>, req: Request) -> HandlerResult {
     let node = req
         .query("node")
@@ -260,7 +261,7 @@ pub async fn allocs(shared: Arc<Shared>, req: Request) -> HandlerResult {
         let index = state.node_allocs_index(&node);
         let remaining = until.saturating_duration_since(Instant::now());
         if req.min_index == 0 || index > req.min_index || remaining.is_zero() {
-            let body = client_allocs(&state, &node, index);
+            let body = client_allocs(&state, &node, index, req.min_index);
             return Ok(req.reply(&body).with_index(index.max(1)));
         }
         state = shared
@@ -271,8 +272,18 @@ pub async fn allocs(shared: Arc<Shared>, req: Request) -> HandlerResult {
     }
 }
 
-fn client_allocs(state: &State, node: &str, index: u64) -> ClientAllocs {
-    let allocs: Vec<Allocation> = state.allocs_by_node(node).map(|a| (**a).clone()).collect();
+/// The node's allocations as of `state`: whole when the servers changed
+/// them after `since` (all when `since` is 0), as stubs otherwise.
+fn client_allocs(state: &State, node: &str, index: u64, since: u64) -> ClientAllocs {
+    let mut allocs = Vec::new();
+    let mut unchanged = Vec::new();
+    for a in state.allocs_by_node(node) {
+        if since == 0 || a.alloc_modify_index > since {
+            allocs.push((**a).clone());
+        } else {
+            unchanged.push(AllocIndexStub::of(a));
+        }
+    }
     let versions: BTreeSet<(&str, u64)> = allocs
         .iter()
         .map(|a| (a.job_id.as_str(), a.job_version))
@@ -285,6 +296,7 @@ fn client_allocs(state: &State, node: &str, index: u64) -> ClientAllocs {
         index,
         allocs,
         jobs,
+        unchanged,
     }
 }
 
