@@ -228,10 +228,7 @@ impl MemState {
             if let Some(existing) = self.allocs.get(&alloc.id) {
                 alloc.create_index = existing.create_index;
                 alloc.task_states = existing.task_states.clone();
-                if !matches!(
-                    alloc.client_status,
-                    ClientStatus::Lost | ClientStatus::Unknown
-                ) {
+                if !server_decided(alloc.client_status) {
                     alloc.client_status = existing.client_status;
                     alloc.client_description = existing.client_description.clone();
                 }
@@ -296,6 +293,28 @@ impl MemState {
     /// An evaluation by id.
     pub fn eval(&self, id: &str) -> Option<&Evaluation> {
         self.evals.get(id)
+    }
+}
+
+/// Whether a client status in a plan is the servers' to set (`lost`,
+/// `unknown`: the client cannot report); any other status in a plan's
+/// update of an existing allocation gives way to the client's own.
+pub(crate) fn server_decided(status: ClientStatus) -> bool {
+    matches!(status, ClientStatus::Lost | ClientStatus::Unknown)
+}
+
+/// The client status a plan's version of an allocation has once committed
+/// (see [`MemState::apply_plan_result`]): an update of a stored allocation
+/// keeps the client's own status unless [`server_decided`]. The plan
+/// verifier judges this, not the plan's copy, which may be older than the
+/// state.
+pub(crate) fn committed_client_status(
+    planned: &Allocation,
+    stored: Option<&Allocation>,
+) -> ClientStatus {
+    match stored {
+        Some(s) if !server_decided(planned.client_status) => s.client_status,
+        _ => planned.client_status,
     }
 }
 

@@ -13,6 +13,15 @@
 //! moved are stale and refused. Rejected nodes set `refresh_index` so the
 //! worker re-plans on a snapshot that includes what changed. An
 //! `all_at_once` plan is committed whole or not at all.
+//!
+//! "Fits" is the scheduler's own count ([`NodeUsage::of_allocs`], which
+//! only counts allocations that hold capacity) and comparison
+//! ([`crate::usage::Cap::holds`]). The plan's allocations are judged as the
+//! state will commit them: an update keeps the client's newer status, so
+//! an allocation that finished since the plan was made holds nothing. A
+//! part that takes nothing the node had not already given (updates by the
+//! servers of allocations it holds, with the same resources) fits whatever
+//! the node's capacity is now, even when that shrank below its usage.
 
 use std::collections::HashSet;
 
@@ -23,8 +32,10 @@ use wren_model::{
 
 use crate::config::max_plan_attempts;
 use crate::rng::Rng;
-use crate::state::StateView;
-use crate::usage::{Exhausted, NodeUsage, Overlap, parse_port_ranges};
+use crate::state::{StateView, committed_client_status};
+use crate::usage::{
+    Exhausted, NodeUsage, Overlap, holds_capacity, holds_capacity_as, parse_port_ranges,
+};
 
 /// Why a node's part of a plan was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +121,17 @@ pub fn verify_plan<S: StateView + ?Sized>(state: &S, plan: &Plan) -> Verdict {
     v
 }
 
+/// One allocation a plan puts on a node, as it will be once committed.
+struct Judged<'a> {
+    alloc: &'a Allocation,
+    /// Not in the state yet.
+    new: bool,
+    /// Holds capacity once committed.
+    holds: bool,
+    /// Takes more than it held before (new, revived, or resized).
+    adds: bool,
+}
+
 fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Result<(), Rejection> {
     let placing = plan.node_allocation.get(id).map_or(&[][..], Vec::as_slice);
     if placing.is_empty() {
@@ -118,10 +140,6 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
     let node = state
         .node(id)
         .ok_or_else(|| Rejection::NoNode(id.clone()))?;
-    let existing: Vec<&Allocation> = state
-        .allocs_by_node(id)
-        .filter(|a| !a.is_terminal())
-        .collect();
     for a in placing {
         if let Some(stored) = state.alloc(&a.id)
             && (stored.node_id != a.node_id || stored.desired_status != DesiredStatus::Run)
@@ -148,10 +166,31 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
             });
         }
     }
-    let known: HashSet<&str> = existing.iter().map(|a| a.id.as_str()).collect();
-    let only_updates = placing.iter().all(|a| known.contains(a.id.as_str()));
-    if !only_updates && (node.eligibility == Eligibility::Ineligible || node.drain.is_some()) {
+    // Each placement judged as it will be committed (the client's newer
+    // status wins over the plan's copy).
+    let judged: Vec<Judged<'_>> = placing
+        .iter()
+        .map(|a| {
+            let stored = state.alloc(&a.id);
+            let holds = holds_capacity_as(a.desired_status, committed_client_status(a, stored));
+            let held_same = stored.is_some_and(|s| holds_capacity(s) && s.resources == a.resources);
+            Judged {
+                alloc: a,
+                new: stored.is_none(),
+                holds,
+                adds: holds && !held_same,
+            }
+        })
+        .collect();
+    let any_new = judged.iter().any(|j| j.new);
+    if any_new && (node.eligibility == Eligibility::Ineligible || node.drain.is_some()) {
         return Err(Rejection::Ineligible(id.clone()));
+    }
+    if !judged.iter().any(|j| j.adds) {
+        // Updates by the servers that take nothing the node had not
+        // already given: they fit whatever its capacity is now (it may
+        // have shrunk under its allocations), as in Nomad.
+        return Ok(());
     }
     let removed: HashSet<&str> = plan
         .node_update
@@ -166,23 +205,24 @@ fn check_node<S: StateView + ?Sized>(state: &S, plan: &Plan, id: &NodeId) -> Res
         node: id.clone(),
         dimension,
     };
-    let mut usage = NodeUsage::new(node);
     let overlap = |o: Overlap| match o {
         Overlap::Core(c) => format!("core {c}"),
         Overlap::Port(p) => format!("port {p}"),
         Overlap::Device(d) => format!("device {d}"),
     };
-    for a in existing.iter().filter(|a| !removed.contains(a.id.as_str())) {
-        let _ = usage.add(node, &a.resources);
-    }
-    for a in placing
-        .iter()
-        .filter(|a| a.desired_status == DesiredStatus::Run)
-    {
+    // The same count the scheduler makes of a node (`NodeUsage::of_allocs`).
+    let mut usage = NodeUsage::of_allocs(
+        node,
+        state
+            .allocs_by_node(id)
+            .filter(|a| !removed.contains(a.id.as_str())),
+    );
+    for j in judged.iter().filter(|j| j.holds) {
+        let a = j.alloc;
         usage
             .add(node, &a.resources)
             .map_err(|o| over(overlap(o)))?;
-        if !known.contains(a.id.as_str()) {
+        if j.new {
             for d in a.resources.tasks.values().flat_map(|t| t.devices.iter()) {
                 let healthy = node.resources.devices.iter().any(|g| {
                     g.vendor == d.vendor
@@ -263,8 +303,17 @@ impl Replan {
     }
 
     /// The evaluation marked failed after too many attempts, and the
-    /// blocked evaluation that retries it when capacity changes.
-    pub fn give_up(&self, eval: &Evaluation, now: i64, seed: u64) -> (Evaluation, Evaluation) {
+    /// blocked evaluation that retries it when capacity changes after
+    /// `snapshot_index` (the newest state the last plan was judged against:
+    /// only a later change can make it fit; with 0, any change ever made
+    /// would release it at once and the worker would spin on refusals).
+    pub fn give_up(
+        &self,
+        eval: &Evaluation,
+        now: i64,
+        seed: u64,
+        snapshot_index: u64,
+    ) -> (Evaluation, Evaluation) {
         let mut failed = eval.clone();
         failed.status = EvalStatus::Failed;
         failed.status_description = format!("maximum attempts reached ({})", self.max);
@@ -280,6 +329,7 @@ impl Replan {
             status_description: "created after plans kept being refused".into(),
             previous_eval: Some(eval.id.clone()),
             escaped_computed_class: true,
+            snapshot_index,
             create_time: now,
             modify_time: now,
             ..Evaluation::default()
@@ -534,10 +584,14 @@ mod tests {
             job_id: "j".into(),
             ..Evaluation::default()
         };
-        let (failed, blocked) = r.give_up(&eval, 5, 1);
+        let (failed, blocked) = r.give_up(&eval, 5, 1, 42);
         assert_eq!(failed.status, EvalStatus::Failed);
         assert_eq!(failed.blocked_eval.as_ref(), Some(&blocked.id));
         assert_eq!(blocked.status, EvalStatus::Blocked);
         assert_eq!(blocked.triggered_by, TriggeredBy::MaxPlanAttempts);
+        assert_eq!(
+            blocked.snapshot_index, 42,
+            "released only by capacity changes after the refusal"
+        );
     }
 }

@@ -230,7 +230,9 @@ impl Cluster {
                 );
             }
             Next::GiveUp => {
-                let (failed, blocked) = h.replan.give_up(&h.eval, self.now, seed);
+                let (failed, blocked) =
+                    h.replan
+                        .give_up(&h.eval, self.now, seed, verdict.result.refresh_index);
                 self.state.upsert_eval(failed);
                 self.state.upsert_eval(blocked.clone());
                 self.broker

@@ -147,6 +147,18 @@ pub fn build(
     node
 }
 
+/// The node as re-fingerprinted, keeping the disk capacity `current` was
+/// first fingerprinted with. The data dir's free space moves with every
+/// write (this client's allocations, logs and state included, which the
+/// servers already count as usage); taken again at some later
+/// registration it would count that usage twice and shrink the node under
+/// allocations placed against the larger figure. Nomad's storage
+/// fingerprint is static too: free space of the alloc dir at start.
+pub fn refreshed(current: &Node, mut fresh: Node) -> Node {
+    fresh.resources.disk_mb = current.resources.disk_mb;
+    fresh
+}
+
 /// Whether two registrations differ in anything the servers care about
 /// (the free disk space moves with every write and does not count).
 pub fn changed(old: &Node, new: &Node) -> bool {
@@ -305,5 +317,21 @@ plugin "qemu" {
         assert!(!changed(&a, &b));
         b.meta.insert("rack".into(), "r2".into());
         assert!(changed(&a, &b));
+    }
+
+    #[test]
+    fn the_disk_capacity_is_the_first_fingerprint() {
+        let mut first = Node::default();
+        first.resources.disk_mb = 1800;
+        let mut later = first.clone();
+        later.resources.disk_mb = 1500;
+        later.meta.insert("rack".into(), "r2".into());
+        let node = refreshed(&first, later);
+        assert_eq!(node.resources.disk_mb, 1800, "capacity kept");
+        assert_eq!(
+            node.meta.get("rack").map(String::as_str),
+            Some("r2"),
+            "the rest is fresh"
+        );
     }
 }

@@ -400,7 +400,9 @@ pub async fn fingerprint_loop(core: Arc<Core>) {
             node::build(&config, &id, &address, &fp, &drivers)
         })
         .await;
-        let changed = node::changed(&core.node(), &fresh);
+        let current = core.node();
+        let fresh = node::refreshed(&current, fresh);
+        let changed = node::changed(&current, &fresh);
         core.set_node(fresh);
         if changed {
             core.events.register.notify(1);

@@ -277,14 +277,13 @@ impl<'a, S: StateView + ?Sized> Cluster<'a, S> {
         let stopping = &self.stopping;
         let state = self.state;
         self.slots[i].get_or_insert_with(|| {
-            let mut usage = NodeUsage::new(node);
-            for a in state.allocs_by_node(&node.id) {
-                if !a.is_terminal() && !stopping.contains(&a.id) {
-                    // Existing overlaps are the plan verifier's concern;
-                    // they are counted either way.
-                    let _ = usage.add(node, &a.resources);
-                }
-            }
+            // The same count the plan verifier makes of the node.
+            let usage = NodeUsage::of_allocs(
+                node,
+                state
+                    .allocs_by_node(&node.id)
+                    .filter(|a| !stopping.contains(&a.id)),
+            );
             Slot {
                 usage,
                 reserved_ports: parse_port_ranges(&node.reserved.ports),

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use wren_model::{
-    AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Node,
-    NodeDeviceResource,
+    AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Allocation,
+    ClientStatus, DesiredStatus, Node, NodeDeviceResource,
 };
 
 mod ask;
@@ -52,6 +52,36 @@ impl Cap {
     pub(crate) fn cpu_of(&self, ask: &Ask) -> u64 {
         ask.shared_cpu + u64::from(ask.cores) * self.per_core
     }
+
+    /// Whether totals of cpu, memory and disk are within this capacity,
+    /// naming the first dimension over it. The one comparison behind both
+    /// "does this placement fit" ([`NodeUsage::check`]) and "does the node
+    /// fit after the plan" ([`NodeUsage::within_capacity`]).
+    pub(crate) fn holds(&self, cpu: u64, memory_mb: u64, disk_mb: u64) -> Result<(), Exhausted> {
+        if cpu > self.cpu {
+            return Err(Exhausted::Cpu);
+        }
+        if memory_mb > self.memory_mb {
+            return Err(Exhausted::Memory);
+        }
+        if disk_mb > self.disk_mb {
+            return Err(Exhausted::Disk);
+        }
+        Ok(())
+    }
+}
+
+/// Whether an allocation holds capacity on its node: the servers want it
+/// running and its client has not finished it. Stopped, evicted, complete,
+/// failed and lost allocations hold nothing. The scheduler and the plan
+/// verifier both count usage through this (see [`NodeUsage::of_allocs`]).
+pub(crate) fn holds_capacity(a: &Allocation) -> bool {
+    holds_capacity_as(a.desired_status, a.client_status)
+}
+
+/// [`holds_capacity`] for an allocation with these statuses.
+pub(crate) fn holds_capacity_as(desired: DesiredStatus, client: ClientStatus) -> bool {
+    desired == DesiredStatus::Run && !client.is_terminal()
 }
 
 /// The first dimension an ask did not fit in.
@@ -123,6 +153,21 @@ impl NodeUsage {
         };
         for &c in &node.reserved.cores {
             u.set_core(c);
+        }
+        u
+    }
+
+    /// The usage of `node` by `allocs` (its allocations, minus those the
+    /// caller knows are going away): only those that
+    /// [`holds_capacity`] count. Overlaps already in the state are the
+    /// plan verifier's concern; they are counted either way.
+    pub(crate) fn of_allocs<'a>(
+        node: &Node,
+        allocs: impl IntoIterator<Item = &'a Allocation>,
+    ) -> NodeUsage {
+        let mut u = NodeUsage::new(node);
+        for a in allocs.into_iter().filter(|a| holds_capacity(a)) {
+            let _ = u.add(node, &a.resources);
         }
         u
     }
@@ -228,17 +273,7 @@ impl NodeUsage {
     /// Whether the totals are within the node's allocatable capacity,
     /// naming the first dimension over it.
     pub(crate) fn within_capacity(&self, node: &Node) -> Result<(), Exhausted> {
-        let cap = node.allocatable();
-        if self.cpu > u64::from(cap.cpu) {
-            return Err(Exhausted::Cpu);
-        }
-        if self.memory_mb > cap.memory_mb {
-            return Err(Exhausted::Memory);
-        }
-        if self.disk_mb > cap.disk_mb {
-            return Err(Exhausted::Disk);
-        }
-        Ok(())
+        Cap::of(node).holds(self.cpu, self.memory_mb, self.disk_mb)
     }
 
     /// Whether every handed-out core and port is one the node offers.
@@ -273,15 +308,11 @@ impl NodeUsage {
         ask: &Ask,
         reserved_ports: &[(u16, u16)],
     ) -> Result<(), Exhausted> {
-        if self.cpu + cap.cpu_of(ask) > cap.cpu {
-            return Err(Exhausted::Cpu);
-        }
-        if self.memory_mb + ask.memory_mb > cap.memory_mb {
-            return Err(Exhausted::Memory);
-        }
-        if self.disk_mb + ask.disk_mb > cap.disk_mb {
-            return Err(Exhausted::Disk);
-        }
+        cap.holds(
+            self.cpu.saturating_add(cap.cpu_of(ask)),
+            self.memory_mb.saturating_add(ask.memory_mb),
+            self.disk_mb.saturating_add(ask.disk_mb),
+        )?;
         if ask.simple {
             return Ok(());
         }

@@ -131,6 +131,7 @@ async fn work(shared: &Shared, held: &Held) -> Result<Option<Evaluation>, ApiErr
     loop {
         let now = crate::ids::now_nanos();
         let seed = crate::ids::random_u64();
+        let snapshot_index = state.index();
         let outcome =
             wren_sched::schedule(&View(state), &held.eval, now, seed, &shared.sched_config);
         let mut plan = outcome.plan;
@@ -149,7 +150,10 @@ async fn work(shared: &Shared, held: &Held) -> Result<Option<Evaluation>, ApiErr
                 state = caught_up(shared, refresh_index.max(result.alloc_index)).await?;
             }
             Next::GiveUp => {
-                let (failed, blocked) = replan.give_up(&held.eval, now, seed);
+                // Blocked as of the state the refusal was judged against:
+                // only a capacity change after it releases the evaluation.
+                let judged_at = result.refresh_index.max(snapshot_index);
+                let (failed, blocked) = replan.give_up(&held.eval, now, seed, judged_at);
                 shared
                     .core
                     .write(Command::UpsertEvals(UpsertEvals {
