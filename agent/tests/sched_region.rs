@@ -267,6 +267,34 @@ fn a_client_asking_since_an_index_gets_only_what_changed_whole() {
         vec![AllocIndexStub::of(&web)],
         "the rest as stubs"
     );
+
+    // Once the client has finished web's allocation, a first answer sends
+    // it as a stub: what a client finished never comes whole again.
+    let done = AllocUpdateRequest {
+        node_id: "a".into(),
+        updates: vec![ClientAllocUpdate {
+            alloc_id: web.id.clone(),
+            client_status: ClientStatus::Complete,
+            ..ClientAllocUpdate::default()
+        }],
+    };
+    region
+        .rt
+        .block_on(
+            a.client
+                .send::<_, IndexResponse>(Method::Post, "/v1/client/allocs", &done),
+        )
+        .expect("a reports its allocation complete");
+    let first = eventually("web's completion committed", LONG, || {
+        let (f, _): (ClientAllocs, _) = region
+            .rt
+            .block_on(a.client.get("/v1/client/allocs?node=a"))
+            .ok()?;
+        f.unchanged.iter().any(|x| x.id == web.id).then_some(f)
+    });
+    assert!(first.allocs.iter().all(|x| x.job_id == "api"));
+    assert_eq!(first.unchanged.len(), 1);
+    assert_eq!(first.unchanged[0].client_status, ClientStatus::Complete);
 }
 
 #[test]

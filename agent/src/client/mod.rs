@@ -452,9 +452,9 @@ impl Core {
     /// allocation is durable in the local database before its tasks start,
     /// so no task ever runs that a restarted agent would not know.
     ///
-    /// Returns false when an allocation listed as unchanged is not as this
-    /// client last took it (it missed or could not take a change): the
-    /// caller then asks for every allocation whole.
+    /// Returns false when this client could not take an allocation, or one
+    /// listed as unchanged is newer on the servers than here (it missed a
+    /// change): the caller then observes afresh.
     pub async fn reconcile(&self, ca: ClientAllocs) -> bool {
         let mut in_sync = true;
         let jobs: HashMap<(String, u64), Arc<Job>> = ca
@@ -513,31 +513,33 @@ impl Core {
                 }
                 let Some(job) = job else {
                     eprintln!(
-                        "wren client: allocation {} came without its job {} version {}; waiting for it",
+                        "wren client: allocation {} came without its job {} version {}; asking again",
                         alloc.id, alloc.job_id, alloc.job_version
                     );
+                    in_sync = false;
                     continue;
                 };
                 if let Err(err) = db.put_job(&job).and_then(|()| db.put_alloc(&alloc)) {
                     eprintln!("wren client: accepting allocation {}: {err}", alloc.id);
+                    in_sync = false;
                     continue;
                 }
                 accepted.push((Arc::new(alloc), job));
             }
             for stub in ca.unchanged {
                 seen.insert(stub.id.clone());
+                // Not run here: finished and collected (the answer may
+                // predate the report), or refused when it came whole, which
+                // already asked for everything again.
                 let Some(e) = runners.get_mut(&stub.id) else {
-                    // Not run here, yet the servers want it run: this
-                    // client could not take it when it came.
-                    if stub.desired_status == DesiredStatus::Run
-                        && !stub.client_status.is_terminal()
-                    {
-                        in_sync = false;
-                    }
                     continue;
                 };
                 e.forgotten = false;
-                if stub.alloc_modify_index != e.alloc_modify_index {
+                // The servers changed it after the version this client has,
+                // and it is not one the client finished itself.
+                if stub.alloc_modify_index > e.alloc_modify_index
+                    && !stub.client_status.is_terminal()
+                {
                     in_sync = false;
                     continue;
                 }

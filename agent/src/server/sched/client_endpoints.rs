@@ -273,12 +273,21 @@ pub async fn allocs(shared: Arc<Shared>, req: Request) -> HandlerResult {
 }
 
 /// The node's allocations as of `state`: whole when the servers changed
-/// them after `since` (all when `since` is 0), as stubs otherwise.
+/// them after `since`, as stubs otherwise. A first answer (`since` 0)
+/// sends whole what the client may have to act on (allocations it has not
+/// finished, and those the servers gave up as lost) and stubs of those it
+/// finished and reported itself, so that it stays small however many
+/// finished allocations the servers still hold.
 fn client_allocs(state: &State, node: &str, index: u64, since: u64) -> ClientAllocs {
     let mut allocs = Vec::new();
     let mut unchanged = Vec::new();
     for a in state.allocs_by_node(node) {
-        if since == 0 || a.alloc_modify_index > since {
+        let whole = if since == 0 {
+            !a.client_terminal() || a.client_status == ClientStatus::Lost
+        } else {
+            a.alloc_modify_index > since
+        };
+        if whole {
             allocs.push((**a).clone());
         } else {
             unchanged.push(AllocIndexStub::of(a));
