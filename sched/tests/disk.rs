@@ -9,40 +9,28 @@
 
 use wren_model::{
     Allocation, ClientStatus, DelayFunction, Duration, EphemeralDisk, EvalStatus, Evaluation, Job,
-    JobType, Node, NodeResources, NodeStatus, Plan, ReschedulePolicy, Resources, Task, TaskGroup,
-    TriggeredBy,
+    JobType, Node, NodeResources, Plan, ReschedulePolicy, Resources, Task, TaskGroup, TriggeredBy,
 };
 use wren_sched::broker::{BrokerConfig, EvalBroker};
 use wren_sched::verify::{Next, Replan, verify_plan};
 use wren_sched::{MemState, Outcome, Rng, SchedConfig, StateView, schedule};
 
+mod common;
+
 const S: i64 = 1_000_000_000;
 
 fn node(disk_mb: u64) -> Node {
-    let mut n = Node {
-        id: "n1".into(),
-        name: "n1".into(),
-        datacenter: "dc1".into(),
-        node_pool: "default".into(),
-        status: NodeStatus::Ready,
-        resources: NodeResources {
+    common::ready_node(
+        "n1",
+        NodeResources {
             cpu: 4000,
             cores: 2,
             memory_mb: 8192,
             disk_mb,
             ..NodeResources::default()
         },
-        ..Node::default()
-    };
-    n.drivers.insert(
-        "raw_exec".into(),
-        wren_model::DriverInfo {
-            detected: true,
-            healthy: true,
-            ..Default::default()
-        },
-    );
-    n
+        "raw_exec",
+    )
 }
 
 /// A batch job of `count` allocations of 2 MB disk each; a failed one is

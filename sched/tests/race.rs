@@ -11,41 +11,30 @@
 use std::collections::BTreeMap;
 
 use wren_model::{
-    EvalStatus, Evaluation, Job, JobType, Node, NodeResources, NodeStatus, Plan, Resources, Task,
-    TaskGroup, TriggeredBy,
+    EvalStatus, Evaluation, Job, JobType, Node, NodeResources, Plan, Resources, Task, TaskGroup,
+    TriggeredBy,
 };
 use wren_sched::broker::{BrokerConfig, EvalBroker};
 use wren_sched::verify::{Next, Replan, verify_plan};
 use wren_sched::{MemState, Outcome, Rng, SchedConfig, StateView, schedule};
 
+mod common;
+
 const S: i64 = 1_000_000_000;
 const TYPES: [JobType; 2] = [JobType::Service, JobType::Batch];
 
 fn node(i: usize) -> Node {
-    let mut n = Node {
-        id: format!("node-{i:02}"),
-        name: format!("node-{i:02}"),
-        datacenter: "dc1".into(),
-        node_pool: "default".into(),
-        status: NodeStatus::Ready,
-        resources: NodeResources {
+    common::ready_node(
+        &format!("node-{i:02}"),
+        NodeResources {
             cpu: 2000,
             cores: 2,
             memory_mb: 2048,
             disk_mb: 10_000,
             ..NodeResources::default()
         },
-        ..Node::default()
-    };
-    n.drivers.insert(
-        "exec".into(),
-        wren_model::DriverInfo {
-            detected: true,
-            healthy: true,
-            ..Default::default()
-        },
-    );
-    n
+        "exec",
+    )
 }
 
 /// Each allocation takes half a node's memory: two per node.
