@@ -20,7 +20,6 @@
 #[path = "../tests/region_support/mod.rs"]
 mod region_support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -78,7 +77,7 @@ fn plan(n: u64) -> Command {
     let mut result = PlanResult::default();
     for k in 0..100 {
         let node_id = format!("node-{}", k % 10);
-        let mut tasks = BTreeMap::new();
+        let mut tasks = wren_model::VecMap::new();
         tasks.insert(
             "server".to_owned(),
             AllocatedTaskResources {

@@ -181,6 +181,7 @@ async fn serve(
     if let Some(s) = &server {
         server::bootstrap::spawn(s, &config);
     }
+    let _trimmer = crate::memory::spawn_trimmer(&ex);
 
     let sig = signals.recv().await.ok();
     eprintln!(

@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 use wren_model::{
     AllocDeploymentStatus, AllocMetric, Allocation, ClientStatus, DesiredStatus, DrainStrategy,
     Duration, Eligibility, Job, JobStatus, JobType, Node, NodeStatus, PlanAnnotations, TaskState,
+    VecMap,
 };
 
 /// `POST /v1/jobs`.
@@ -521,7 +522,7 @@ pub struct ClientAllocUpdate {
     pub client_description: String,
     /// Per task.
     #[n(3)]
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     /// Health for a deployment, once decided.
     #[n(4)]
     pub deployment_status: Option<AllocDeploymentStatus>,

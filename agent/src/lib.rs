@@ -14,5 +14,6 @@ pub mod client;
 pub mod config;
 pub mod dev;
 pub mod ids;
+pub mod memory;
 pub mod server;
 pub mod wire;

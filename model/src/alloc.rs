@@ -10,6 +10,7 @@ use crate::duration::Duration;
 use crate::eval::AllocMetric;
 use crate::job::JobId;
 use crate::node::NodeId;
+use crate::vecmap::VecMap;
 
 /// An allocation's id (a UUID).
 pub type AllocId = String;
@@ -104,7 +105,7 @@ pub struct Allocation {
     pub client_description: String,
     /// Per task state.
     #[n(14)]
-    pub task_states: BTreeMap<String, TaskState>,
+    pub task_states: VecMap<String, TaskState>,
     /// The allocation this one replaces.
     #[n(15)]
     pub previous_allocation: Option<AllocId>,
@@ -197,7 +198,7 @@ pub struct DesiredTransition {
 pub struct AllocatedResources {
     /// Per task.
     #[n(0)]
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
+    pub tasks: VecMap<String, AllocatedTaskResources>,
     /// Disk in MB for the allocation directory.
     #[n(1)]
     pub disk_mb: u64,

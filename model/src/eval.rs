@@ -7,6 +7,7 @@ use minicbor::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::job::{JobId, JobType};
+use crate::vecmap::VecMap;
 
 /// An evaluation's id (a UUID).
 pub type EvalId = String;
@@ -178,24 +179,24 @@ pub struct AllocMetric {
     pub nodes_in_pool: u32,
     /// Ready nodes per datacenter.
     #[n(3)]
-    pub nodes_available: BTreeMap<String, u32>,
+    pub nodes_available: VecMap<String, u32>,
     /// Nodes filtered, per computed class.
     #[n(4)]
-    pub class_filtered: BTreeMap<String, u32>,
+    pub class_filtered: VecMap<String, u32>,
     /// Nodes filtered, per constraint (as written, e.g.
     /// `${attr.cpu.arch} = arm64`) or reason (`missing drivers`).
     #[n(5)]
-    pub constraint_filtered: BTreeMap<String, u32>,
+    pub constraint_filtered: VecMap<String, u32>,
     /// Nodes that fit the constraints but had no room.
     #[n(6)]
     pub nodes_exhausted: u32,
     /// Exhausted nodes, per computed class.
     #[n(7)]
-    pub class_exhausted: BTreeMap<String, u32>,
+    pub class_exhausted: VecMap<String, u32>,
     /// Exhausted nodes, per dimension (`memory`, `cpu`, `cores`,
     /// `devices: nvidia/gpu`, `ports`, `disk`).
     #[n(8)]
-    pub dimension_exhausted: BTreeMap<String, u32>,
+    pub dimension_exhausted: VecMap<String, u32>,
     /// The best-scoring nodes and their score components.
     #[n(9)]
     pub scores: Vec<NodeScore>,
@@ -249,7 +250,7 @@ pub struct NodeScore {
     /// `node-affinity`, `allocation-spread`, ...).
     #[n(1)]
     #[cfg_attr(test, arbitrary(with = crate::testing::finite_map))]
-    pub scores: BTreeMap<String, f64>,
+    pub scores: VecMap<String, f64>,
     /// The combined, normalised score.
     #[n(2)]
     #[cfg_attr(test, arbitrary(with = crate::testing::finite))]

@@ -43,6 +43,7 @@ pub mod task;
 mod testing;
 pub mod validate;
 pub mod value;
+pub mod vecmap;
 pub mod version;
 
 pub use alloc::{
@@ -67,6 +68,7 @@ pub use node::{
 pub use plan::{DesiredUpdates, Plan, PlanAnnotations, PlanResult};
 pub use task::{Lifecycle, LifecycleHook, LogConfig, RequestedDevice, Resources, Task};
 pub use value::Value;
+pub use vecmap::VecMap;
 
 /// The wren version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

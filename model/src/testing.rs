@@ -19,8 +19,8 @@ pub fn finite(u: &mut Unstructured<'_>) -> arbitrary::Result<f64> {
 }
 
 /// A map of finite floats.
-pub fn finite_map(u: &mut Unstructured<'_>) -> arbitrary::Result<BTreeMap<String, f64>> {
-    let mut m = BTreeMap::new();
+pub fn finite_map(u: &mut Unstructured<'_>) -> arbitrary::Result<VecMap<String, f64>> {
+    let mut m = VecMap::new();
     for _ in 0..u.arbitrary_len::<(String, u64)>()?.min(4) {
         m.insert(String::arbitrary(u)?, finite(u)?);
     }

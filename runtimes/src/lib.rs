@@ -57,6 +57,14 @@ pub use driver::{
 };
 pub use runtime::{Runtime, RuntimeConfig};
 
+/// Returns the heap that freed allocations left resident to the kernel:
+/// glibc keeps freed memory in its per-thread arenas and only gives back
+/// an arena's free top. A no-op where the allocator has nothing to trim
+/// (musl). The agent calls it on a timer; see `wren-agent`'s `memory`.
+pub fn release_free_heap() {
+    sys::malloc_trim();
+}
+
 /// Checks a task's driver `config` the way its driver will, without a
 /// runtime: for `wren job validate` and for servers accepting a job. What
 /// only a node knows (which image directories and extra qemu flags its

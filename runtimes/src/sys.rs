@@ -106,6 +106,18 @@ pub(crate) fn close_raw(fd: RawFd) {
     let _ = unsafe { nix::libc::close(fd) };
 }
 
+/// Gives the allocator's free pages back to the kernel (glibc's
+/// `malloc_trim(0)`). musl returns freed memory by itself and has no such
+/// call: there this does nothing.
+pub(crate) fn malloc_trim() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: takes only the allocator's own locks and releases pages of
+    // free chunks; passes an integer.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// A pidfd for any process (not only children), Linux 5.3 and later.
 pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: passes only integers.

@@ -342,10 +342,9 @@ impl Replan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use wren_model::{
         AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Allocation,
-        DrainStrategy, Node, NodeDevice, NodeDeviceResource,
+        DrainStrategy, Node, NodeDevice, NodeDeviceResource, VecMap,
     };
 
     use crate::state::MemState;
@@ -388,7 +387,7 @@ mod tests {
             node_id: node.into(),
             job_id: "j".into(),
             resources: AllocatedResources {
-                tasks: BTreeMap::from([(
+                tasks: VecMap::from([(
                     "t".into(),
                     AllocatedTaskResources {
                         cpu: 100,

@@ -4,8 +4,6 @@
 //! evaluations find what they were created for, `unknown` markings and
 //! reconnects survive the round trip, drains proceed a batch at a time.
 
-use std::collections::BTreeMap;
-
 use wren_model::{
     ClientStatus, DisconnectStrategy, DrainStrategy, Duration, EvalStatus, Evaluation, Job,
     JobType, MigrateStrategy, Node, NodeResources, NodeStatus, ReconcileStrategy, ReschedulePolicy,
@@ -132,7 +130,7 @@ impl World {
     fn set_client(&mut self, id: &str, status: ClientStatus, at: i64) {
         if let Some(a) = self.state.alloc_mut(id) {
             a.client_status = status;
-            a.task_states = BTreeMap::from([(
+            a.task_states = wren_model::VecMap::from([(
                 "t".to_owned(),
                 TaskState {
                     started_at: at - 100 * S,

@@ -13,7 +13,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::{Cluster, Runner, block_on, job, register};
@@ -67,7 +66,7 @@ fn plan(n: usize) -> Command {
     for k in 0..100 {
         let id = format!("alloc-{}-{k}", n % 10);
         let node_id = format!("node-{}", k % 10);
-        let mut tasks = BTreeMap::new();
+        let mut tasks = wren_model::VecMap::new();
         tasks.insert(
             "server".to_owned(),
             AllocatedTaskResources {

@@ -440,6 +440,8 @@ async fn progress(
 mod tests {
     use std::collections::BTreeMap;
 
+    use wren_model::VecMap;
+
     use super::*;
 
     #[test]
@@ -455,11 +457,8 @@ mod tests {
                     nodes_evaluated: 3,
                     nodes_exhausted: 2,
                     coalesced_failures: 2,
-                    constraint_filtered: BTreeMap::from([(
-                        "${attr.cpu.arch} = arm64".to_owned(),
-                        1,
-                    )]),
-                    dimension_exhausted: BTreeMap::from([("memory".to_owned(), 2)]),
+                    constraint_filtered: VecMap::from([("${attr.cpu.arch} = arm64".to_owned(), 1)]),
+                    dimension_exhausted: VecMap::from([("memory".to_owned(), 2)]),
                     ..AllocMetric::default()
                 },
             )]),

@@ -29,7 +29,9 @@ use std::sync::{Arc, Mutex};
 
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
-use wren_model::{Allocation, ClientStatus, Job, LifecycleHook, Task, TaskState, TaskStatus};
+use wren_model::{
+    Allocation, ClientStatus, Job, LifecycleHook, Task, TaskState, TaskStatus, VecMap,
+};
 use wren_runtimes::TaskHandle;
 
 use super::Ctx;
@@ -150,7 +152,7 @@ fn phase(task: &Task) -> Phase {
 
 /// The allocation's status from its tasks', as Nomad computes it: failed
 /// if any task failed, running if any runs, complete when all are dead.
-pub fn client_status(tasks: &BTreeMap<String, TaskState>, names: &[String]) -> ClientStatus {
+pub fn client_status(tasks: &VecMap<String, TaskState>, names: &[String]) -> ClientStatus {
     let states: Vec<Option<&TaskState>> = names.iter().map(|n| tasks.get(n)).collect();
     if states.iter().flatten().any(|s| s.failed) {
         ClientStatus::Failed
@@ -633,7 +635,7 @@ mod tests {
     #[test]
     fn status_follows_the_tasks() {
         let names = vec!["a".to_owned(), "b".to_owned()];
-        let mut m = BTreeMap::new();
+        let mut m = VecMap::new();
         assert_eq!(client_status(&m, &names), ClientStatus::Pending);
         m.insert("a".to_owned(), st(TaskStatus::Running, false));
         assert_eq!(client_status(&m, &names), ClientStatus::Running);

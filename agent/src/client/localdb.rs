@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use minicbor::{Decode, Encode};
-use wren_model::{Allocation, ClientStatus, Job, TaskState};
+use wren_model::{Allocation, ClientStatus, Job, TaskState, VecMap};
 use wren_runtimes::TaskHandle;
 
 use crate::api::ClientAllocUpdate;
@@ -82,7 +82,7 @@ pub struct AllocState {
     pub description: String,
     /// Per task.
     #[n(2)]
-    pub tasks: BTreeMap<String, TaskState>,
+    pub tasks: VecMap<String, TaskState>,
     /// Per task restart windows.
     #[n(3)]
     pub trackers: BTreeMap<String, RestartTracker>,

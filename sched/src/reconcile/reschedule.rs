@@ -141,8 +141,8 @@ pub(crate) fn tracker_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use wren_model::TaskState;
+    use wren_model::VecMap;
 
     const S: i64 = 1_000_000_000;
 
@@ -150,7 +150,7 @@ mod tests {
         Allocation {
             id: "a".into(),
             node_id: "n".into(),
-            task_states: BTreeMap::from([(
+            task_states: VecMap::from([(
                 "t".into(),
                 TaskState {
                     finished_at: t,

@@ -2,8 +2,6 @@
 //! `count` templates expanded (`{i}` is the copy's index), a few
 //! second-based shorthands turned into the model's nanosecond fields.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 use wren_model::{
     AllocatedResources, AllocatedTaskResources, Allocation, Deployment, Evaluation, Job, Node,
@@ -200,7 +198,7 @@ fn alloc(v: &Value, jobs: &[Job]) -> Result<Allocation, String> {
         .map(|g| g.tasks.iter().map(|t| t.name.clone()).collect())
         .unwrap_or_default();
     if failed_at.is_some() || started_at.is_some() {
-        let states: BTreeMap<String, TaskState> = task_names
+        let states: wren_model::VecMap<String, TaskState> = task_names
             .iter()
             .map(|n| {
                 (

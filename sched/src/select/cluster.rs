@@ -10,10 +10,10 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
-use wren_model::{AllocMetric, Allocation, Job, Node};
+use wren_model::{AllocMetric, Allocation, Job, Node, VecMap};
 
 use crate::config::SchedConfig;
 use crate::distinct::Distinct;
@@ -123,7 +123,7 @@ pub(crate) struct Cluster<'a, S: StateView + ?Sized> {
     pub(super) other_dc: u32,
     /// Nodes of the pool not ready, ineligible or draining.
     pub(super) unschedulable: u32,
-    pub(super) available: BTreeMap<String, u32>,
+    pub(super) available: VecMap<String, u32>,
 }
 
 impl<S: StateView + ?Sized> std::fmt::Debug for Cluster<'_, S> {
@@ -154,7 +154,7 @@ impl<'a, S: StateView + ?Sized> Cluster<'a, S> {
         let mut found: Vec<(&'a Node, u32, Cap)> = Vec::new();
         let mut nodes_in_pool = 0;
         let (mut other_dc, mut unschedulable) = (0, 0);
-        let mut available: BTreeMap<String, u32> = BTreeMap::new();
+        let mut available: VecMap<String, u32> = VecMap::new();
         let any_dc = job.datacenters.is_empty() || job.datacenters.iter().any(|d| d == "*");
         for node in state.nodes() {
             if !pool_matches(&job.node_pool, &node.node_pool) {

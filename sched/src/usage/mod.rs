@@ -8,11 +8,9 @@
 //! node's allocations. The plan verifier uses the same accounting, which
 //! keeps "fits when planned" and "fits when applied" the same question.
 
-use std::collections::BTreeMap;
-
 use wren_model::{
     AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources, Allocation,
-    ClientStatus, DesiredStatus, Node, NodeDeviceResource,
+    ClientStatus, DesiredStatus, Node, NodeDeviceResource, VecMap,
 };
 
 mod ask;
@@ -388,7 +386,7 @@ impl NodeUsage {
         let mut next_core = 0u32;
         let mut taken_devices: Vec<(usize, usize)> = Vec::new();
         let mut device_index = 0usize;
-        let mut tasks = BTreeMap::new();
+        let mut tasks = VecMap::new();
         for t in &ask.tasks {
             let mut cores = Vec::with_capacity(t.cores as usize);
             while cores.len() < t.cores as usize {

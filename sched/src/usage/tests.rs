@@ -154,7 +154,7 @@ fn overlaps_are_reported() {
     let n = node();
     let mut u = NodeUsage::new(&n);
     let res = AllocatedResources {
-        tasks: BTreeMap::from([(
+        tasks: VecMap::from([(
             "t".into(),
             AllocatedTaskResources {
                 cores: vec![0],

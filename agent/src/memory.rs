@@ -1,0 +1,34 @@
+//! Giving the heap a burst freed back to the kernel.
+//!
+//! glibc's allocator keeps freed memory in its arenas (one per thread that
+//! ever allocated, up to eight per core) for reuse, and only returns the
+//! free top of an arena. After a burst of work (a thousand jobs submitted,
+//! snapshots built, allocation updates decoded) most of the agent's heap is
+//! free but still resident: measured on the dev agent after 10,000
+//! allocations, 352 MB of arenas held 131 MB in use. `malloc_trim(0)`
+//! walks every arena and gives the free pages back (`MADV_DONTNEED`), which
+//! took that agent from 312 to 185 MB RSS. The agent does it on a timer.
+//!
+//! musl's allocator returns freed memory by itself and has no
+//! `malloc_trim`; on such targets this is a no-op. The call itself is in
+//! `wren-runtimes`, the crate that holds the agent's few `unsafe` calls.
+
+use std::time::Duration;
+
+/// How often the agent gives free heap back. Trimming takes a few
+/// milliseconds on a heap of hundreds of MB (arena locks are taken one at
+/// a time), so this costs nothing measurable and bounds how long a burst's
+/// garbage stays resident.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Trims the heap every [`TRIM_EVERY`], on the blocking pool so that no
+/// executor thread waits on an arena lock, until the returned task is
+/// dropped.
+pub fn spawn_trimmer(ex: &smol::Executor<'static>) -> smol::Task<()> {
+    ex.spawn(async {
+        loop {
+            smol::Timer::after(TRIM_EVERY).await;
+            smol::unblock(wren_runtimes::release_free_heap).await;
+        }
+    })
+}
