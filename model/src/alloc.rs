@@ -150,6 +150,19 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// Gives back the spare capacity of its vectors. The servers hold every
+    /// allocation for as long as its job lives, and a decoded `Vec` keeps
+    /// the capacity it grew to (five task events occupy eight slots).
+    pub fn shrink_to_fit(&mut self) {
+        for state in self.task_states.values_mut() {
+            state.events.shrink_to_fit();
+        }
+        self.resources.ports.shrink_to_fit();
+        self.reschedule_tracker.shrink_to_fit();
+        if let Some(m) = &mut self.metrics {
+            m.scores.shrink_to_fit();
+        }
+    }
     /// The index in the name (`web.api[3]` is 3).
     pub fn index(&self) -> Option<u32> {
         let open = self.name.rfind('[')?;

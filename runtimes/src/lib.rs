@@ -65,6 +65,15 @@ pub fn release_free_heap() {
     sys::malloc_trim();
 }
 
+/// Caps the allocator's arenas at `arenas`. glibc makes one per thread
+/// that allocates under contention, up to eight per core, and each keeps
+/// its own free memory; a long-running agent with a few dozen threads ends
+/// up holding free pages in every one of them. Call before spawning
+/// threads. A no-op on musl.
+pub fn limit_heap_arenas(arenas: u8) {
+    sys::limit_malloc_arenas(i32::from(arenas));
+}
+
 /// Checks a task's driver `config` the way its driver will, without a
 /// runtime: for `wren job validate` and for servers accepting a job. What
 /// only a node knows (which image directories and extra qemu flags its

@@ -118,6 +118,18 @@ pub(crate) fn malloc_trim() {
     }
 }
 
+/// Caps how many arenas glibc's allocator makes (`mallopt(M_ARENA_MAX)`).
+/// Nothing on musl, whose allocator has no arenas.
+pub(crate) fn limit_malloc_arenas(arenas: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: sets one allocator parameter; passes integers.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, arenas);
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = arenas;
+}
+
 /// A pidfd for any process (not only children), Linux 5.3 and later.
 pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: passes only integers.

@@ -205,7 +205,8 @@ impl State {
         true
     }
 
-    pub(crate) fn put_alloc(&mut self, alloc: Allocation) {
+    pub(crate) fn put_alloc(&mut self, mut alloc: Allocation) {
+        alloc.shrink_to_fit();
         let old = self.allocs.get(&alloc.id).cloned();
         let id = alloc.id.clone();
         index_move(
