@@ -100,9 +100,23 @@ fn parse_proc_cgroups(text: &str) -> BTreeMap<String, (u32, bool)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (name, hierarchy, enabled) = (f.first()?, f.get(1)?.parse().ok()?, f.get(3)?);
+            if !is_controller_name(name) {
+                return None;
+            }
             Some(((*name).to_owned(), (hierarchy, *enabled == "1")))
         })
         .collect()
+}
+
+/// Whether `s` can name a controller: the kernel's are short words of
+/// `[a-z0-9_]` (`cpu`, `net_cls`, `perf_event`). Anything else read from
+/// `/proc/cgroups` or `cgroup.controllers` is a damaged file, and must not
+/// become an attribute.
+fn is_controller_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Why the kernel command line turned `controller` off, if it did.
@@ -164,7 +178,11 @@ pub(crate) fn fingerprint(
         Some(m) => {
             let file = ctx.roots.map(&m.point).join("cgroup.controllers");
             match ctx.read(AREA, &file) {
-                Some(t) => t.split_whitespace().map(str::to_owned).collect(),
+                Some(t) => t
+                    .split_whitespace()
+                    .filter(|n| is_controller_name(n))
+                    .map(str::to_owned)
+                    .collect(),
                 None => {
                     ctx.warn(AREA, format!("{} is missing or unreadable", file.display()));
                     BTreeSet::new()
@@ -329,6 +347,34 @@ mod tests {
         // Device control is built into v2 (BPF programs).
         assert_eq!(attrs["cgroup.controller.devices"], "v2");
         assert_eq!(attrs["cgroup.controller.cpuset"], "off");
+    }
+
+    #[test]
+    fn damaged_controller_lists_name_no_controllers() {
+        // The case proptest found in fingerprint/tests/garble.rs: bytes that
+        // split_whitespace keeps together, control characters among them.
+        let dir = tree(
+            "v2-junk",
+            &[
+                (
+                    "sys/fs/cgroup/cgroup.controllers",
+                    "\u{10}Ud\u{7}\u{14} memory Cpu pids/x \u{fffd}{\n",
+                ),
+                (
+                    "proc/cgroups",
+                    "#subsys_name hierarchy num_cgroups enabled\nme\u{1}m 0 1 1\npids 0 1 1\n",
+                ),
+            ],
+        );
+        let (cg, attrs, _) = run(&dir, "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(cg.place("memory"), Place::V2);
+        assert_eq!(cg.place("pids"), Place::Off);
+        assert_eq!(attrs["cgroup.controllers"], "memory");
+        for (k, v) in &attrs {
+            assert!(!k.chars().any(char::is_control), "{k:?}");
+            assert!(!v.chars().any(char::is_control), "{k}={v:?}");
+        }
     }
 
     #[test]
