@@ -17,8 +17,9 @@
 //! slower.
 //!
 //! musl's allocator returns freed memory by itself and has no
-//! `malloc_trim`; on such targets this is a no-op. The call itself is in
-//! `wren-runtimes`, the crate that holds the agent's few `unsafe` calls.
+//! `malloc_trim`; on such targets the agent runs no trimmer. The call
+//! itself is in `wren-runtimes`, the crate that holds the agent's few
+//! `unsafe` calls.
 
 use std::time::Duration;
 
@@ -34,12 +35,16 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Trims the heap every [`TRIM_EVERY`], on the blocking pool so that no
 /// executor thread waits on an arena lock, until the returned task is
-/// dropped.
-pub fn spawn_trimmer(ex: &smol::Executor<'static>) -> smol::Task<()> {
-    ex.spawn(async {
+/// dropped. `None` where the allocator has nothing to trim (musl): the
+/// agent then wakes for nothing.
+pub fn spawn_trimmer(ex: &smol::Executor<'static>) -> Option<smol::Task<()>> {
+    if !wren_runtimes::RELEASES_FREE_HEAP {
+        return None;
+    }
+    Some(ex.spawn(async {
         loop {
             smol::Timer::after(TRIM_EVERY).await;
             smol::unblock(wren_runtimes::release_free_heap).await;
         }
-    })
+    }))
 }

@@ -163,6 +163,7 @@ impl Allocation {
             m.scores.shrink_to_fit();
         }
     }
+
     /// The index in the name (`web.api[3]` is 3).
     pub fn index(&self) -> Option<u32> {
         let open = self.name.rfind('[')?;

@@ -57,10 +57,15 @@ pub use driver::{
 };
 pub use runtime::{Runtime, RuntimeConfig};
 
+/// Whether [`release_free_heap`] does anything here: glibc's allocator
+/// needs telling; musl's returns freed memory by itself.
+pub const RELEASES_FREE_HEAP: bool = cfg!(target_env = "gnu");
+
 /// Returns the heap that freed allocations left resident to the kernel:
 /// glibc keeps freed memory in its per-thread arenas and only gives back
 /// an arena's free top. A no-op where the allocator has nothing to trim
-/// (musl). The agent calls it on a timer; see `wren-agent`'s `memory`.
+/// (musl, see [`RELEASES_FREE_HEAP`]). The agent calls it on a timer; see
+/// `wren-agent`'s `memory`.
 pub fn release_free_heap() {
     sys::malloc_trim();
 }

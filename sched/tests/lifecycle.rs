@@ -14,31 +14,20 @@ use wren_sched::{MemState, Outcome, SchedConfig, StateView, schedule};
 
 const S: i64 = 1_000_000_000;
 
+mod common;
+
 fn node(id: &str) -> Node {
-    let mut n = Node {
-        id: id.into(),
-        name: id.into(),
-        datacenter: "dc1".into(),
-        node_pool: "default".into(),
-        status: NodeStatus::Ready,
-        resources: NodeResources {
+    common::ready_node(
+        id,
+        NodeResources {
             cpu: 4000,
             cores: 4,
             memory_mb: 4096,
             disk_mb: 10_000,
             ..NodeResources::default()
         },
-        ..Node::default()
-    };
-    n.drivers.insert(
-        "exec".into(),
-        wren_model::DriverInfo {
-            detected: true,
-            healthy: true,
-            ..Default::default()
-        },
-    );
-    n
+        "exec",
+    )
 }
 
 fn job(count: u32, edit: impl FnOnce(&mut TaskGroup)) -> Job {
