@@ -44,7 +44,11 @@ pub fn spawn_trimmer(ex: &smol::Executor<'static>) -> Option<smol::Task<()>> {
     Some(ex.spawn(async {
         loop {
             smol::Timer::after(TRIM_EVERY).await;
-            smol::unblock(wren_runtimes::release_free_heap).await;
+            smol::unblock(|| {
+                wren_state::release_sled_garbage();
+                wren_runtimes::release_free_heap();
+            })
+            .await;
         }
     }))
 }

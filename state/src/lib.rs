@@ -45,5 +45,5 @@ pub use node::{
     SavedSnapshot, SnapshotIoError, SnapshotPolicy, StateNode, Status, WriteError, Written,
 };
 pub use runtime::{JoinError, JoinHandle, Spawner};
-pub use store::{Durability, StorageError};
+pub use store::{Durability, StorageError, release_sled_garbage};
 pub use transport::{BoxFuture, Peer, PeerId, Transport, TransportError};

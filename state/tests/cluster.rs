@@ -236,6 +236,29 @@ fn a_lagging_follower_is_caught_up_by_a_snapshot() {
 }
 
 #[test]
+fn a_log_grown_past_its_byte_budget_is_snapshotted_and_purged() {
+    let c = Cluster::with("bytes", 1, |config| {
+        config.snapshot.every_entries = 1_000_000;
+        config.snapshot.every_bytes = 32 << 10;
+        config.snapshot.keep_entries = 0;
+    });
+    let leader = c.wait_leader(&c.ids);
+    let mut last = 0;
+    for i in 0..100 {
+        // A 900-character job id (twice: job and evaluation) makes each
+        // entry about 2 KB.
+        last = block_on(c.node(leader).write(register(&format!("job-{i:0>900}"))))
+            .unwrap()
+            .index;
+    }
+    c.wait_status(leader, "a snapshot taken for the log's size", |s| {
+        s.snapshot_index >= 20 && s.purged_index >= 20
+    });
+    let state = c.wait_applied(&c.ids, last);
+    assert_eq!(state[0].counts().jobs, 100);
+}
+
+#[test]
 fn snapshot_save_on_one_cluster_restores_on_a_fresh_one() {
     let a = Cluster::new("save", 3);
     let leader = a.wait_leader(&a.ids);

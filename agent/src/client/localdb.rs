@@ -403,6 +403,7 @@ impl LocalDb {
     /// `fdatasync` of its data file and any blob files.
     pub fn durable(&self) -> Result<(), LocalDbError> {
         self.db.flush().map_err(|e| self.err(e))?;
+        wren_state::release_sled_garbage();
         let sync = |path: &Path| -> Result<(), LocalDbError> {
             std::fs::File::open(path)
                 .and_then(|f| f.sync_data())
@@ -432,7 +433,9 @@ impl LocalDb {
     /// Makes every write so far survive a crash of the agent (sled's
     /// flush), not necessarily a power cut.
     pub fn durable_soft(&self) -> Result<(), LocalDbError> {
-        self.db.flush().map(drop).map_err(|e| self.err(e))
+        self.db.flush().map_err(|e| self.err(e))?;
+        wren_state::release_sled_garbage();
+        Ok(())
     }
 
     /// [`LocalDb::durable_soft`] on smol's blocking pool.

@@ -53,6 +53,10 @@ impl RaftTiming {
 pub struct SnapshotPolicy {
     /// Take a snapshot after this many entries since the last one.
     pub every_entries: u64,
+    /// Or once the log since the last snapshot holds this many bytes (0:
+    /// entries only). One entry can carry a whole plan, so a count alone
+    /// lets the log, and the log pages sled caches, grow to tens of MB.
+    pub every_bytes: u64,
     /// Entries already in a snapshot kept in the log, so that briefly
     /// lagging followers catch up from the log rather than a snapshot.
     pub keep_entries: u64,
@@ -62,6 +66,7 @@ impl Default for SnapshotPolicy {
     fn default() -> SnapshotPolicy {
         SnapshotPolicy {
             every_entries: 8192,
+            every_bytes: 8 << 20,
             keep_entries: 1024,
         }
     }

@@ -9,6 +9,7 @@ mod status;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -95,6 +96,27 @@ fn now_nanos() -> i64 {
     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// How often [`snapshot_by_size`] looks at the log's growth.
+const SIZE_CHECK: Duration = Duration::from_secs(2);
+
+/// Asks openraft for a snapshot whenever the log has grown by `every_bytes`
+/// since the last request: its own policy counts entries only. Ends when
+/// the node's storage closes.
+async fn snapshot_by_size(raft: Raft, disk: Weak<Disk>, every_bytes: u64) {
+    loop {
+        async_io::Timer::after(SIZE_CHECK).await;
+        let Some(disk) = disk.upgrade() else { return };
+        let grown = disk.unsnapshotted.load(Ordering::Relaxed) >= every_bytes;
+        if grown {
+            disk.unsnapshotted.store(0, Ordering::Relaxed);
+        }
+        drop(disk);
+        if grown && raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl StateNode {
     /// Opens (or creates) the node's storage under `config.data_dir` and
     /// starts its Raft node, sending messages through `transport` and
@@ -140,6 +162,13 @@ impl StateNode {
         }
         let weak = Arc::downgrade(&disk);
         drop(disk);
+        if config.snapshot.every_bytes > 0 {
+            spawner.spawn(snapshot_by_size(
+                raft.clone(),
+                weak.clone(),
+                config.snapshot.every_bytes,
+            ));
+        }
         Ok(StateNode {
             inner: Arc::new(Inner {
                 config,

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::thread;
 
@@ -92,11 +93,17 @@ pub(crate) fn sled_io(e: sled::Error) -> io::Error {
 
 type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
-/// The open database: trees for the log, Raft metadata and snapshots, and
-/// the syncer.
+/// The open database: trees for the log and Raft metadata, and the
+/// syncer. The `snapshot` tree is where older versions kept snapshots
+/// (now a file, see [`super::snapfile`]); it is read if no file exists and
+/// emptied by the next snapshot.
 #[derive(Debug)]
 pub(crate) struct Disk {
     pub(crate) dir: PathBuf,
+    pub(crate) durability: Durability,
+    /// Bytes of log entries appended since a snapshot was last asked for
+    /// (see [`SnapshotPolicy::every_bytes`](crate::SnapshotPolicy)).
+    pub(crate) unsnapshotted: AtomicU64,
     pub(crate) log: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) snapshot: sled::Tree,
@@ -165,8 +172,15 @@ impl Disk {
                 path: dir.clone(),
                 source,
             })?;
+        super::snapfile::remove_stale_temp(&dir).map_err(|source| StorageError::Io {
+            what: "cannot remove a half-written snapshot in",
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Disk {
             dir,
+            durability: config.durability,
+            unsnapshotted: AtomicU64::new(0),
             log,
             meta,
             snapshot,
@@ -233,6 +247,7 @@ impl Syncer {
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
             let result = self.sync();
+            super::release_sled_garbage();
             for done in batch {
                 done(match &result {
                     Ok(()) => Ok(()),

@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use minicbor::Decoder;
 use openraft::OptionalSend;
@@ -203,9 +204,11 @@ impl RaftLogStorage<C> for LogStore {
             None => None,
         };
         let mut batch = sled::Batch::default();
+        let mut appended = 0u64;
         for entry in entries {
             let index = entry.log_id.index;
             let bytes = codec::entry_to_bytes(&entry)?;
+            appended = appended.saturating_add(bytes.len() as u64);
             let mut chunks = 0u32;
             for chunk in bytes.chunks(CHUNK) {
                 batch.insert(&key(index, chunks), chunk);
@@ -225,6 +228,10 @@ impl RaftLogStorage<C> for LogStore {
             }
         }
         self.disk.log.apply_batch(batch).map_err(sled_io)?;
+        self.disk
+            .unsnapshotted
+            .fetch_add(appended, Ordering::Relaxed);
+        super::release_sled_garbage();
         self.disk
             .sync_then(move |result| callback.io_completed(result));
         Ok(())

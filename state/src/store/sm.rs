@@ -3,8 +3,8 @@
 //! snapshots.
 //!
 //! The tables live in memory only; what is durable is the latest snapshot
-//! (in the `snapshot` tree, in [`CHUNK`]-sized values written as one atomic
-//! batch) plus the log after it, which openraft re-applies on start.
+//! (one file, see [`snapfile`]) plus the log after it, which openraft
+//! re-applies on start.
 
 use std::io;
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use smol::stream::{Stream, StreamExt};
 
-use super::disk::{CHUNK, Disk, StorageError, sled_io};
+use super::disk::{Disk, StorageError, sled_io};
+use super::snapfile;
 use crate::fsm::{ApplyError, Proposal, State, StateWatch};
 use crate::raft::codec::{self, CodecError};
 use crate::raft::{C, LogId, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership};
@@ -42,36 +43,23 @@ async fn off_executor<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         .map_err(|_| io::Error::other("snapshot thread ended without a result"))
 }
 
-/// Writes a snapshot durably, replacing the previous one atomically.
+/// Writes a snapshot durably, replacing the previous one atomically (see
+/// [`snapfile`]). A snapshot an older wren kept in the `snapshot` tree is
+/// superseded and removed.
 pub(crate) async fn store_snapshot(
     disk: &Disk,
     meta: &SnapshotMeta,
-    data: &[u8],
+    data: SnapshotData,
 ) -> io::Result<()> {
-    let previous_chunks = match disk.snapshot.get(META).map_err(sled_io)? {
-        Some(bytes) => read_meta(&bytes)?.1,
-        None => 0,
-    };
-    let mut batch = sled::Batch::default();
-    let mut chunks = 0u32;
-    for chunk in data.chunks(CHUNK) {
-        batch.insert(&data_key(chunks), chunk);
-        chunks = chunks
-            .checked_add(1)
-            .ok_or_else(|| io::Error::other("snapshot too large"))?;
+    let meta_bytes = codec::encode(|e| codec::put_snapshot_meta(e, meta))?;
+    let dir = disk.dir.clone();
+    let durability = disk.durability;
+    off_executor(move || snapfile::write(&dir, durability, &meta_bytes, &data)).await??;
+    if !disk.snapshot.is_empty() {
+        disk.snapshot.clear().map_err(sled_io)?;
+        disk.sync().await?;
     }
-    for stale in chunks..previous_chunks {
-        batch.remove(&data_key(stale));
-    }
-    let meta_bytes = codec::encode(|e| {
-        e.array(3)?;
-        codec::put_snapshot_meta(e, meta)?;
-        e.u32(chunks)?.u64(data.len() as u64)?;
-        Ok(())
-    })?;
-    batch.insert(META, meta_bytes);
-    disk.snapshot.apply_batch(batch).map_err(sled_io)?;
-    disk.sync().await
+    Ok(())
 }
 
 fn read_meta(bytes: &[u8]) -> Result<(SnapshotMeta, u32, u64), CodecError> {
@@ -85,8 +73,25 @@ fn read_meta(bytes: &[u8]) -> Result<(SnapshotMeta, u32, u64), CodecError> {
     Ok((meta, d.u32()?, d.u64()?))
 }
 
-/// The stored snapshot, if any.
+/// The stored snapshot, if any: the snapshot file, or else one an older
+/// wren kept in the `snapshot` tree.
 pub(crate) fn load_snapshot(disk: &Disk) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+    let Some((meta, data)) = snapfile::read(&disk.dir)? else {
+        return load_tree_snapshot(disk);
+    };
+    let meta = codec::get_snapshot_meta(&mut Decoder::new(&meta)).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: metadata: {}", snapfile::path(&disk.dir).display(), e.0),
+        )
+    })?;
+    Ok(Some((meta, data)))
+}
+
+/// A snapshot in the `snapshot` tree, where wren kept them before they
+/// were files: [`CHUNK`](super::disk::CHUNK)-sized values under `d` + a big-endian number, and
+/// a `meta` record naming how many.
+fn load_tree_snapshot(disk: &Disk) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
     let Some(bytes) = disk.snapshot.get(META).map_err(sled_io)? else {
         return Ok(None);
     };
@@ -228,7 +233,7 @@ impl RaftStateMachine<C> for StateMachineStore {
         let mut state = off_executor(move || State::load(&data))
             .await?
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        store_snapshot(&self.disk, meta, &snapshot).await?;
+        store_snapshot(&self.disk, meta, snapshot).await?;
         if let Some(id) = &meta.last_log_id {
             state.advance(id.index);
         }
@@ -268,10 +273,11 @@ impl RaftSnapshotBuilder<C> for SnapshotBuilder {
             last_log_id: self.last_applied,
             last_membership: self.membership.clone(),
         };
-        store_snapshot(&self.disk, &meta, &data).await?;
+        let data: SnapshotData = data.into();
+        store_snapshot(&self.disk, &meta, data.clone()).await?;
         Ok(Snapshot {
             meta,
-            snapshot: data.into(),
+            snapshot: data,
         })
     }
 }

@@ -157,6 +157,99 @@ fn snapshots_survive_reopening() {
 }
 
 #[test]
+fn snapshots_are_a_file_not_part_of_sled() {
+    use openraft::storage::RaftSnapshotBuilder;
+    let dir = TempDir::new("snapshot-file");
+    SmolRuntime::new(1).block_on(async {
+        let disk = open(&dir, Durability::PowerLoss).unwrap();
+        let mut sm = StateMachineStore::open(disk.clone(), StateWatch::default()).unwrap();
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let file = std::fs::read(dir.path().join(super::snapfile::FILE)).unwrap();
+        assert!(file.len() > built.snapshot.len());
+        assert!(disk.snapshot.is_empty());
+    });
+}
+
+/// A data directory from before snapshots were files: its snapshot is
+/// still read, and the next one replaces it with a file.
+#[test]
+fn a_snapshot_kept_in_the_old_tree_is_read_and_then_superseded() {
+    use crate::fsm::State;
+    use crate::raft::codec;
+    use openraft::storage::RaftSnapshotBuilder;
+    use openraft::{Membership, StoredMembership};
+
+    let dir = TempDir::new("snapshot-tree");
+    let mut state = State::new();
+    state.advance(7);
+    let data = state.save().unwrap();
+    let meta = crate::raft::SnapshotMeta {
+        last_log_id: Some(log_id(1, 7)),
+        last_membership: StoredMembership::new(
+            Some(log_id(1, 1)),
+            Membership::new_with_defaults(vec![std::collections::BTreeSet::from([1])], []),
+        ),
+    };
+    {
+        let disk = open(&dir, Durability::PowerLoss).unwrap();
+        let mut batch = sled::Batch::default();
+        let mut chunks = 0u32;
+        for chunk in data.chunks(super::disk::CHUNK) {
+            let mut key = vec![b'd'];
+            key.extend_from_slice(&chunks.to_be_bytes());
+            batch.insert(key, chunk);
+            chunks += 1;
+        }
+        let record = codec::encode(|e| {
+            e.array(3)?;
+            codec::put_snapshot_meta(e, &meta)?;
+            e.u32(chunks)?.u64(data.len() as u64)?;
+            Ok(())
+        })
+        .unwrap();
+        batch.insert(&b"meta"[..], record);
+        disk.snapshot.apply_batch(batch).unwrap();
+        assert!(chunks > 0);
+    }
+    SmolRuntime::new(1).block_on(async {
+        let disk = open(&dir, Durability::PowerLoss).unwrap();
+        let mut sm = StateMachineStore::open(disk.clone(), StateWatch::default()).unwrap();
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, meta);
+        assert_eq!(&current.snapshot[..], &data[..]);
+        assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 7)));
+
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert!(disk.snapshot.is_empty(), "the old tree is emptied");
+        assert!(dir.path().join(super::snapfile::FILE).exists());
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(1, 7)));
+    });
+}
+
+#[test]
+fn a_damaged_snapshot_file_stops_the_open_with_a_clear_error() {
+    let dir = TempDir::new("snapshot-damaged");
+    super::snapfile::write(dir.path(), Durability::None, b"\x83", b"junk").unwrap();
+    let disk = open(&dir, Durability::PowerLoss).unwrap();
+    let err = StateMachineStore::open(disk, StateWatch::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("snapshot") && text.contains("state.snap"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_second_open_of_the_same_directory_is_refused_and_a_reopen_after_close_works() {
     let dir = TempDir::new("lock");
     let first = open(&dir, Durability::PowerLoss).unwrap();
