@@ -16,6 +16,11 @@
 //! 10,000 allocations went from 150 to 131 MiB, and ran the burst no
 //! slower.
 //!
+//! glibc also raises the size from which it maps large allocations apart
+//! each time such an allocation is freed; the agent keeps it at 128 KiB
+//! (unless `MALLOC_MMAP_THRESHOLD_` is set), so a snapshot's buffer read
+//! once does not send every later large buffer into the heap.
+//!
 //! musl's allocator returns freed memory by itself and has no
 //! `malloc_trim`; on such targets the agent runs no trimmer. The call
 //! itself is in `wren-runtimes`, the crate that holds the agent's few
@@ -27,6 +32,10 @@ use std::time::Duration;
 /// small board's server. Threads beyond that share them.
 pub const HEAP_ARENAS: u8 = 2;
 
+/// The size from which every allocation is a mapping of its own (glibc's
+/// default start), kept there: see [`wren_runtimes::fix_heap_mmap_threshold`].
+pub const MMAP_THRESHOLD: u32 = 128 << 10;
+
 /// How often the agent gives free heap back. Trimming takes a few
 /// milliseconds on a heap of hundreds of MB (arena locks are taken one at
 /// a time), so this costs nothing measurable and bounds how long a burst's
@@ -35,7 +44,9 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Trims the heap every [`TRIM_EVERY`], on the blocking pool so that no
 /// executor thread waits on an arena lock, until the returned task is
-/// dropped. `None` where the allocator has nothing to trim (musl): the
+/// dropped. sled's deferred frees that came due run first
+/// ([`wren_state::release_sled_garbage`]), so that what they free is
+/// trimmed too. `None` where the allocator has nothing to trim (musl): the
 /// agent then wakes for nothing.
 pub fn spawn_trimmer(ex: &smol::Executor<'static>) -> Option<smol::Task<()>> {
     if !wren_runtimes::RELEASES_FREE_HEAP {

@@ -130,6 +130,19 @@ pub(crate) fn limit_malloc_arenas(arenas: i32) {
     let _ = arenas;
 }
 
+/// Fixes the size from which glibc's allocator maps allocations of their
+/// own (`mallopt(M_MMAP_THRESHOLD)`), which also turns off its raising of
+/// that size whenever such an allocation is freed. Nothing on musl.
+pub(crate) fn fix_malloc_mmap_threshold(bytes: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: sets one allocator parameter; passes integers.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, bytes);
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = bytes;
+}
+
 /// A pidfd for any process (not only children), Linux 5.3 and later.
 pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: passes only integers.
