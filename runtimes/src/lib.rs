@@ -76,7 +76,7 @@ pub fn release_free_heap() {
 /// up holding free pages in every one of them. Call before spawning
 /// threads. A no-op on musl.
 pub fn limit_heap_arenas(arenas: u8) {
-    sys::limit_malloc_arenas(i32::from(arenas));
+    sys::mallopt(sys::MallocParam::ArenaMax, i32::from(arenas));
 }
 
 /// Makes every allocation of at least `bytes` a mapping of its own, given
@@ -87,7 +87,10 @@ pub fn limit_heap_arenas(arenas: u8) {
 /// resident. A restarted dev agent, which reads a 5 MB snapshot once, held
 /// 9 MB more for it. Call before spawning threads. A no-op on musl.
 pub fn fix_heap_mmap_threshold(bytes: u32) {
-    sys::fix_malloc_mmap_threshold(i32::try_from(bytes).unwrap_or(i32::MAX));
+    sys::mallopt(
+        sys::MallocParam::MmapThreshold,
+        i32::try_from(bytes).unwrap_or(i32::MAX),
+    );
 }
 
 /// Checks a task's driver `config` the way its driver will, without a

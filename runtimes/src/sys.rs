@@ -118,29 +118,33 @@ pub(crate) fn malloc_trim() {
     }
 }
 
-/// Caps how many arenas glibc's allocator makes (`mallopt(M_ARENA_MAX)`).
-/// Nothing on musl, whose allocator has no arenas.
-pub(crate) fn limit_malloc_arenas(arenas: i32) {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: sets one allocator parameter; passes integers.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, arenas);
-    }
-    #[cfg(not(target_env = "gnu"))]
-    let _ = arenas;
+/// A parameter of glibc's allocator that [`mallopt`] sets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MallocParam {
+    /// `M_ARENA_MAX`: how many arenas it makes.
+    ArenaMax,
+    /// `M_MMAP_THRESHOLD`: the size from which allocations are mappings of
+    /// their own. Setting it also stops glibc raising it whenever such an
+    /// allocation is freed.
+    MmapThreshold,
 }
 
-/// Fixes the size from which glibc's allocator maps allocations of their
-/// own (`mallopt(M_MMAP_THRESHOLD)`), which also turns off its raising of
-/// that size whenever such an allocation is freed. Nothing on musl.
-pub(crate) fn fix_malloc_mmap_threshold(bytes: i32) {
+/// Sets one of glibc's allocator parameters (`mallopt`). Nothing on musl,
+/// whose allocator has neither.
+pub(crate) fn mallopt(param: MallocParam, value: i32) {
     #[cfg(target_env = "gnu")]
-    // SAFETY: sets one allocator parameter; passes integers.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, bytes);
+    {
+        let param = match param {
+            MallocParam::ArenaMax => nix::libc::M_ARENA_MAX,
+            MallocParam::MmapThreshold => nix::libc::M_MMAP_THRESHOLD,
+        };
+        // SAFETY: sets one allocator parameter; passes integers.
+        unsafe {
+            nix::libc::mallopt(param, value);
+        }
     }
     #[cfg(not(target_env = "gnu"))]
-    let _ = bytes;
+    let _ = (param, value);
 }
 
 /// A pidfd for any process (not only children), Linux 5.3 and later.

@@ -89,8 +89,8 @@ pub(crate) fn load_snapshot(disk: &Disk) -> io::Result<Option<(SnapshotMeta, Vec
 }
 
 /// A snapshot in the `snapshot` tree, where wren kept them before they
-/// were files: [`CHUNK`](super::disk::CHUNK)-sized values under `d` + a big-endian number, and
-/// a `meta` record naming how many.
+/// were files: [`CHUNK`](super::disk::CHUNK)-sized values under `d` and a
+/// big-endian number, and a `meta` record naming how many.
 fn load_tree_snapshot(disk: &Disk) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
     let Some(bytes) = disk.snapshot.get(META).map_err(sled_io)? else {
         return Ok(None);
