@@ -75,12 +75,7 @@ pub fn run(config: AgentConfig) -> anyhow::Result<()> {
     if std::env::var_os("BLOCKING_MAX_THREADS").is_none() {
         blocking::set_max_blocking_threads(BLOCKING_THREADS);
     }
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        wren_runtimes::limit_heap_arenas(crate::memory::HEAP_ARENAS);
-    }
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        wren_runtimes::fix_heap_mmap_threshold(crate::memory::MMAP_THRESHOLD);
-    }
+    crate::memory::tune_heap();
     let data_dir: PathBuf = config.data_dir.clone().context("data_dir is required")?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;

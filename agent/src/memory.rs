@@ -36,6 +36,19 @@ pub const HEAP_ARENAS: u8 = 2;
 /// default start), kept there: see [`wren_runtimes::fix_heap_mmap_threshold`].
 pub const MMAP_THRESHOLD: u32 = 128 << 10;
 
+/// Sets the allocator's arena cap ([`HEAP_ARENAS`]) and mmap threshold
+/// ([`MMAP_THRESHOLD`]), each unless glibc's own variable for it
+/// (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`) is set. Call before
+/// spawning threads.
+pub fn tune_heap() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        wren_runtimes::limit_heap_arenas(HEAP_ARENAS);
+    }
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        wren_runtimes::fix_heap_mmap_threshold(MMAP_THRESHOLD);
+    }
+}
+
 /// How often the agent gives free heap back. Trimming takes a few
 /// milliseconds on a heap of hundreds of MB (arena locks are taken one at
 /// a time), so this costs nothing measurable and bounds how long a burst's
