@@ -386,3 +386,75 @@ fn finished_allocations_beyond_gc_max_allocs_are_collected_oldest_first() {
     });
     assert!(s.alloc_dir().join(&second).is_dir(), "the newest is kept");
 }
+
+#[test]
+fn a_burst_of_allocations_all_start_and_tasks_failing_to_start_hold_up_none() {
+    let name = "a_burst_of_allocations_all_start_and_tasks_failing_to_start_hold_up_none";
+    if !require_root(name) {
+        return;
+    }
+    let s = Setup::new(name, |_| {});
+    let node = s.fx.node_id(LIMIT);
+    let many = wren_agent::client::STARTS_AT_ONCE;
+    // As many allocations as start at once, whose task cannot start and
+    // waits a minute before each new attempt.
+    let mut broken = sh_task("t", "true");
+    broken.config = Value::Map(
+        [(
+            "command".to_owned(),
+            Value::String("/nonexistent/wren-no-such-program".into()),
+        )]
+        .into(),
+    );
+    let broken = job(
+        "broken",
+        JobType::Service,
+        vec![broken],
+        restart(5, 60_000, RestartMode::Delay),
+    );
+    let broken: Vec<String> = (0..many)
+        .map(|i| s.fx.place(&broken, &node, i as u32))
+        .collect();
+    for id in &broken {
+        eventually(
+            "the broken task to wait for its next attempt",
+            LIMIT,
+            || {
+                kinds(&s.fx.alloc(id), "t")
+                    .contains(&"Restarting".to_owned())
+                    .then_some(())
+            },
+        );
+    }
+    // Then more services than start at once: each starts although the
+    // broken ones are still waiting, and running ones hold no place.
+    let svc = job(
+        "svc",
+        JobType::Service,
+        vec![sh_task(
+            "web",
+            "trap 'exit 0' TERM; while true; do sleep 0.05; done",
+        )],
+        restart(0, 100, RestartMode::Fail),
+    );
+    let started = std::time::Instant::now();
+    let services: Vec<String> = (0..many + 4)
+        .map(|i| {
+            let id = s.fx.place(&svc, &node, i as u32);
+            s.reaper.track(&id, &["web"]);
+            id
+        })
+        .collect();
+    for id in &services {
+        s.fx.wait_status(id, ClientStatus::Running, Duration::from_secs(30));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the services waited for the broken tasks' restart delay"
+    );
+    for id in &broken {
+        let a = s.fx.alloc(id);
+        assert_eq!(a.task_states["t"].state, TaskStatus::Pending, "{id}");
+        assert_eq!(a.task_states["t"].restarts, 1, "{id}");
+    }
+}

@@ -104,6 +104,13 @@ impl AllocShared {
         self.lock().clone()
     }
 
+    /// Reads the current view without copying it: the client's loops look
+    /// at every allocation on each pass, and a copy would clone each one's
+    /// task states and environments every time.
+    pub fn with_view<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        f(&self.lock())
+    }
+
     /// Whether every task has finished.
     pub fn finished(&self) -> bool {
         self.lock().state.finished_at > 0
@@ -111,6 +118,15 @@ impl AllocShared {
 
     pub(crate) fn set_handle(&self, task: &str, handle: Option<TaskHandle>) {
         self.lock().tasks.entry(task.to_owned()).or_default().handle = handle;
+    }
+
+    /// Forgets a task's environment once the task is dead for good: only
+    /// `alloc exec` into a running task reads it, and it is some fifty
+    /// strings per task, kept until the allocation is collected.
+    pub(crate) fn forget_env(&self, task: &str) {
+        if let Some(t) = self.lock().tasks.get_mut(task) {
+            t.env = BTreeMap::new();
+        }
     }
 
     pub(crate) fn set_task_view(
@@ -177,6 +193,9 @@ struct Live {
     cmd: Sender<TaskCmd>,
     _task: smol::Task<()>,
     kill_sent: bool,
+    /// The task runner has reported since it was spawned (its first start
+    /// attempt, or finding the task again, is over).
+    reported: bool,
 }
 
 /// Runs one allocation.
@@ -193,6 +212,9 @@ pub struct AllocRunner {
     updates_rx: Receiver<TaskUpdate>,
     /// Why the tasks are being stopped, once they are.
     teardown: Option<String>,
+    /// The allocation's place among those starting at once (see
+    /// [`super::STARTS_AT_ONCE`]), until its first starts are over.
+    admitted: Option<smol::lock::SemaphoreGuardArc>,
 }
 
 impl std::fmt::Debug for AllocRunner {
@@ -214,7 +236,9 @@ impl AllocRunner {
         state: AllocState,
     ) -> (AllocRunner, Arc<AllocShared>) {
         let (tx, rx) = smol::channel::unbounded();
-        let (updates_tx, updates_rx) = smol::channel::unbounded();
+        // One slot: an unbounded channel keeps a block of 31 updates (about
+        // 6 KiB) for as long as the runner lives; task runners wait to send.
+        let (updates_tx, updates_rx) = smol::channel::bounded(1);
         let shared = Arc::new(AllocShared {
             id: alloc.id.clone(),
             tx,
@@ -238,6 +262,7 @@ impl AllocRunner {
             updates_tx,
             updates_rx,
             teardown: None,
+            admitted: None,
         };
         (runner, shared)
     }
@@ -258,11 +283,19 @@ impl AllocRunner {
             .is_some_and(|s| s.state == TaskStatus::Dead)
     }
 
+    /// Whether the allocation had finished before this runner was made.
+    pub fn finished(&self) -> bool {
+        self.state.finished_at > 0
+    }
+
     /// Runs until every task is dead and the final state is recorded.
-    pub async fn run(mut self) {
-        if self.state.finished_at > 0 {
+    /// `admitted` is its place among the allocations starting at once,
+    /// given back once the first starts are over.
+    pub async fn run(mut self, admitted: Option<smol::lock::SemaphoreGuardArc>) {
+        if self.finished() {
             return;
         }
+        self.admitted = admitted;
         let names: Vec<String> = self.tasks().iter().map(|t| t.name.clone()).collect();
         for n in &names {
             self.state
@@ -285,6 +318,7 @@ impl AllocRunner {
         }
         self.advance();
         self.commit().await;
+        self.release_start();
         loop {
             if self.done() {
                 break;
@@ -303,9 +337,18 @@ impl AllocRunner {
             }
             self.advance();
             self.commit().await;
+            self.release_start();
         }
         self.state.finished_at = now_nanos();
         self.commit().await;
+    }
+
+    /// Gives back the allocation's place among those starting once every
+    /// task it started has reported.
+    fn release_start(&mut self) {
+        if self.admitted.is_some() && self.live.values().all(|l| l.reported) {
+            self.admitted = None;
+        }
     }
 
     fn done(&self) -> bool {
@@ -382,6 +425,9 @@ impl AllocRunner {
         let finished = u.state.state == TaskStatus::Dead;
         self.state.tasks.insert(u.task.clone(), u.state);
         self.state.trackers.insert(u.task.clone(), u.tracker);
+        if let Some(l) = self.live.get_mut(&u.task) {
+            l.reported = true;
+        }
         if finished {
             // The runner reports Dead last; its future then ends.
             self.live.remove(&u.task);
@@ -430,6 +476,7 @@ impl AllocRunner {
                 cmd,
                 _task: task,
                 kill_sent: false,
+                reported: false,
             },
         );
     }

@@ -129,12 +129,12 @@ async fn logs(core: Arc<Core>, req: Request) -> HandlerResult {
     loop {
         // The state is read before the file: output written before the task
         // died is then in the read.
-        let dead = shared
-            .view()
-            .state
-            .tasks
-            .get(&task_name)
-            .is_some_and(|s| s.state == TaskStatus::Dead);
+        let dead = shared.with_view(|v| {
+            v.state
+                .tasks
+                .get(&task_name)
+                .is_some_and(|s| s.state == TaskStatus::Dead)
+        });
         let s = stream.clone();
         let piece = smol::unblock(move || s.read(offset, MAX_CHUNK))
             .await
@@ -322,11 +322,12 @@ async fn node(core: Arc<Core>, req: Request) -> HandlerResult {
         .allocs()
         .iter()
         .map(|s| {
-            let v = s.view();
-            let mut stub = AllocStub::from(v.alloc.as_ref());
-            stub.client_status = v.state.client_status;
-            stub.modify_time = v.state.modify_time.max(stub.modify_time);
-            stub
+            s.with_view(|v| {
+                let mut stub = AllocStub::from(v.alloc.as_ref());
+                stub.client_status = v.state.client_status;
+                stub.modify_time = v.state.modify_time.max(stub.modify_time);
+                stub
+            })
         })
         .collect();
     allocs.sort_by_key(|a| std::cmp::Reverse(a.create_time));

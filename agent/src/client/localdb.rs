@@ -97,6 +97,17 @@ pub struct AllocState {
     pub stopped_locally: Option<String>,
 }
 
+/// The fields of a kept [`Allocation`] that name its job version, under
+/// the allocation's own keys; decoding it skips the rest of the record.
+#[derive(Debug, Decode)]
+#[cbor(map)]
+struct JobRef {
+    #[n(5)]
+    job_id: String,
+    #[n(6)]
+    job_version: u64,
+}
+
 /// A status update waiting for a server to acknowledge it.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(map)]
@@ -295,12 +306,14 @@ impl LocalDb {
         self.get(&self.jobs, "job", &job_key(id, version))
     }
 
-    /// Drops job versions no kept allocation runs.
+    /// Drops job versions no kept allocation runs. Reads only the job
+    /// reference of each kept allocation: the collector runs this after
+    /// every collection, with thousands of allocations kept during a burst.
     pub fn prune_jobs(&self) -> Result<usize, LocalDbError> {
         let wanted: std::collections::HashSet<Vec<u8>> = self
-            .allocs()?
+            .all::<JobRef>(&self.allocs, "allocation")?
             .iter()
-            .map(|a| job_key(&a.job_id, a.job_version))
+            .map(|(_, r)| job_key(&r.job_id, r.job_version))
             .collect();
         let mut removed = 0;
         for item in self.jobs.iter().keys() {

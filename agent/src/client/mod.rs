@@ -103,7 +103,19 @@ pub struct Ctx {
     qemu_options: wren_runtimes::qemu::QemuOptions,
     /// Wakes the update sender.
     updated: smol::channel::Sender<()>,
+    /// Admits allocation runners to their first start, [`STARTS_AT_ONCE`]
+    /// at a time.
+    starts: Arc<smol::lock::Semaphore>,
 }
+
+/// Allocations starting at once. A runner waits for a place before it
+/// builds anything and gives it back once each task it started has
+/// reported its first attempt, so a burst of thousands of placements
+/// queues as allocations that cost a few hundred bytes each, not as
+/// thousands of live runners: the starts themselves run in the agent's
+/// blocking pool, which has 16 threads, so more at once would only wait
+/// there, holding their memory. Running allocations hold no place.
+pub const STARTS_AT_ONCE: usize = 16;
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,6 +311,7 @@ impl ClientMode {
             qemu_emulators: plugins.qemu_emulators.clone(),
             qemu_options: plugins.qemu.clone(),
             updated,
+            starts: Arc::new(smol::lock::Semaphore::new(STARTS_AT_ONCE)),
         });
         let status = SyncStatus {
             last_contact: db.last_contact()?,
@@ -404,7 +417,19 @@ impl Core {
         let dir = AllocDir::new(&self.ctx.alloc_base, &alloc.id)?;
         let index = alloc.alloc_modify_index;
         let (runner, shared) = AllocRunner::new(self.ctx.clone(), alloc, job, dir, state);
-        let task = self.ctx.ex.spawn(runner.run());
+        // Boxed until admitted: a waiting allocation's task holds a pointer,
+        // and the runner's future is allocated only when it starts, and freed
+        // when it ends (the task's own allocation lives as long as the entry).
+        let runner = Box::new(runner);
+        let starts = self.ctx.starts.clone();
+        let task = self.ctx.ex.spawn(async move {
+            let admitted = if runner.finished() {
+                None
+            } else {
+                Some(starts.acquire_arc().await)
+            };
+            Box::pin(runner.run(admitted)).await;
+        });
         runners.insert(
             shared.id.clone(),
             Entry {
@@ -483,7 +508,7 @@ impl Core {
                     // may also have changed the allocation's index, or an
                     // update was lost): report again, unless an update is on
                     // its way anyway.
-                    let local = e.shared.view().state.client_status;
+                    let local = e.shared.with_view(|v| v.state.client_status);
                     if alloc.client_status != local
                         && !db.has_pending_update(&alloc.id).unwrap_or(true)
                     {
@@ -499,7 +524,7 @@ impl Core {
                             .map(Arc::new)
                     }) {
                         Some(j) => j,
-                        None => e.shared.view().job,
+                        None => e.shared.with_view(|v| v.job.clone()),
                     };
                     e.alloc_modify_index = alloc.alloc_modify_index;
                     if let Err(err) = db.put_job(&job).and_then(|()| db.put_alloc(&alloc)) {
@@ -543,7 +568,7 @@ impl Core {
                     in_sync = false;
                     continue;
                 }
-                let local = e.shared.view().state.client_status;
+                let local = e.shared.with_view(|v| v.state.client_status);
                 if stub.client_status != local && !db.has_pending_update(&stub.id).unwrap_or(true) {
                     e.shared.resend(&self.ctx);
                 }
@@ -590,16 +615,15 @@ impl Core {
             if shared.finished() {
                 continue;
             }
-            let view = shared.view();
-            let Some(limit) = view
-                .job
-                .group(&view.alloc.task_group)
-                .and_then(|g| g.disconnect.as_ref())
-                .and_then(|d| d.stop_on_client_after)
-            else {
-                continue;
-            };
-            if view.state.stopped_locally.is_none() && since >= limit.to_std() {
+            let limit = shared.with_view(|v| {
+                let limit = v
+                    .job
+                    .group(&v.alloc.task_group)
+                    .and_then(|g| g.disconnect.as_ref())
+                    .and_then(|d| d.stop_on_client_after)?;
+                v.state.stopped_locally.is_none().then_some(limit)
+            });
+            if limit.is_some_and(|limit| since >= limit.to_std()) {
                 let _ = shared.tx.try_send(AllocMsg::Stop {
                     reason: format!(
                         "no contact with the servers for {}: stopped per disconnect.stop_on_client_after",
@@ -619,8 +643,8 @@ impl Core {
         let mut finished: Vec<(i64, String, bool)> = runners
             .iter()
             .filter_map(|(id, e)| {
-                let state = e.shared.view().state;
-                (state.finished_at > 0).then(|| (state.finished_at, id.clone(), e.forgotten))
+                let finished_at = e.shared.with_view(|v| v.state.finished_at);
+                (finished_at > 0).then(|| (finished_at, id.clone(), e.forgotten))
             })
             .filter(|(_, id, _)| !self.ctx.db.has_pending_update(id).unwrap_or(true))
             .collect();
@@ -639,7 +663,7 @@ impl Core {
 
     pub(crate) fn forget(&self, id: &str) -> Option<PathBuf> {
         let e = lock(&self.runners).remove(id)?;
-        Some(e.shared.view().dir)
+        Some(e.shared.with_view(|v| v.dir.clone()))
     }
 }
 

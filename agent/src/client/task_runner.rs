@@ -174,10 +174,10 @@ impl TaskRunner {
                 Some(Ok(Recovered::Running)) => {
                     self.shared.set_handle(&self.name, Some(h.clone()));
                     handle = Some(h);
-                    if self.state.state != TaskStatus::Running {
-                        self.state.state = TaskStatus::Running;
-                        self.report().await;
-                    }
+                    // Reported even when unchanged: the allocation runner
+                    // waits for a first report from each task it started.
+                    self.state.state = TaskStatus::Running;
+                    self.report().await;
                 }
                 Some(Ok(Recovered::Exited(exit))) => {
                     handle = Some(h);
@@ -243,6 +243,7 @@ impl TaskRunner {
         if self.state.finished_at == 0 {
             self.state.finished_at = now_nanos();
         }
+        self.shared.forget_env(&self.name);
         self.report().await;
     }
 
