@@ -115,7 +115,7 @@ impl Drop for Setup {
 fn kinds(a: &wren_model::Allocation, task: &str) -> Vec<String> {
     a.task_states
         .get(task)
-        .map(|s| s.events.iter().map(|e| e.kind.clone()).collect())
+        .map(|s| s.events.iter().map(|e| e.kind.to_string()).collect())
         .unwrap_or_default()
 }
 

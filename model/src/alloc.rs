@@ -10,6 +10,7 @@ use crate::duration::Duration;
 use crate::eval::AllocMetric;
 use crate::job::JobId;
 use crate::node::NodeId;
+use crate::text::Text;
 use crate::vecmap::VecMap;
 
 /// An allocation's id (a UUID).
@@ -386,13 +387,13 @@ pub struct TaskEvent {
     /// `Isolation Degraded`, ... (Nomad's names where Nomad has one).
     #[n(0)]
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Text,
     /// Unix nanoseconds.
     #[n(1)]
     pub time: i64,
     /// For people.
     #[n(2)]
-    pub message: String,
+    pub message: Text,
     /// Exit code, for `Terminated`.
     #[n(3)]
     pub exit_code: Option<i32>,

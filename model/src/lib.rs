@@ -41,6 +41,7 @@ pub mod plan;
 pub mod task;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod validate;
 pub mod value;
 pub mod vecmap;
@@ -67,6 +68,7 @@ pub use node::{
 };
 pub use plan::{DesiredUpdates, Plan, PlanAnnotations, PlanResult};
 pub use task::{Lifecycle, LifecycleHook, LogConfig, RequestedDevice, Resources, Task};
+pub use text::Text;
 pub use value::Value;
 pub use vecmap::VecMap;
 

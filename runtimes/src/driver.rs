@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use minicbor::{Decode, Encode};
-use wren_model::{AllocatedPort, AllocatedTaskResources, DriverInfo, LogConfig, Task, TaskEvent};
+use wren_model::{
+    AllocatedPort, AllocatedTaskResources, DriverInfo, LogConfig, Task, TaskEvent, Text,
+};
 
 use crate::cgroup::{CgroupError, CgroupStats, TaskCgroup};
 use crate::supervise;
@@ -162,9 +164,9 @@ impl ExitResult {
             message.push_str(m);
         }
         TaskEvent {
-            kind: "Terminated".to_owned(),
+            kind: Text::from_static("Terminated"),
             time: self.finished_at,
-            message,
+            message: message.into(),
             exit_code: Some(self.exit_code),
             signal: self.signal,
             oom_killed: self.oom_killed,
@@ -360,9 +362,9 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 }
 
 /// A task event with the current time.
-pub fn event(kind: &str, message: impl Into<String>) -> TaskEvent {
+pub fn event(kind: &str, message: impl Into<Text>) -> TaskEvent {
     TaskEvent {
-        kind: kind.to_owned(),
+        kind: kind.into(),
         time: crate::shim::now_ns(),
         message: message.into(),
         ..TaskEvent::default()

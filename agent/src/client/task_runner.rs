@@ -18,7 +18,7 @@ use std::time::Duration;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use wren_model::{
-    Allocation, Job, RestartPolicy, Task, TaskEvent, TaskState, TaskStatus, defaults,
+    Allocation, Job, RestartPolicy, Task, TaskEvent, TaskState, TaskStatus, Text, defaults,
 };
 use wren_runtimes::{Driver, DriverError, ExitResult, Recovered, TaskHandle, TaskSpec};
 
@@ -78,9 +78,9 @@ pub fn push_event(state: &mut TaskState, event: TaskEvent) {
 }
 
 /// An event of `kind` now.
-pub fn event(kind: &str, message: impl Into<String>) -> TaskEvent {
+pub fn event(kind: &str, message: impl Into<Text>) -> TaskEvent {
     TaskEvent {
-        kind: kind.to_owned(),
+        kind: kind.into(),
         time: now_nanos(),
         message: message.into(),
         ..TaskEvent::default()
@@ -576,10 +576,10 @@ impl TaskRunner {
     }
 }
 
-fn exit_message(exit: &Result<ExitResult, DriverError>) -> String {
+fn exit_message(exit: &Result<ExitResult, DriverError>) -> Text {
     match exit {
         Ok(e) => e.event().message,
-        Err(e) => e.to_string(),
+        Err(e) => e.to_string().into(),
     }
 }
 
