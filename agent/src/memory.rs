@@ -11,10 +11,14 @@
 //!
 //! Each arena also keeps its own fragments: after the same run, a dozen
 //! arenas of threads that allocate little each held 2 to 3 MB resident
-//! for under 1 MB in use. The agent caps the arenas at [`HEAP_ARENAS`]
+//! for under 1 MB in use. The agent uses a single arena, [`HEAP_ARENAS`]
 //! (unless `MALLOC_ARENA_MAX` is set): with the trim, the dev agent after
-//! 10,000 allocations went from 150 to 131 MiB, and ran the burst no
-//! slower.
+//! 10,000 allocations went from 150 to 131 MiB with two arenas, and ran
+//! the burst no slower. Once the burst's peak had come down, the second
+//! arena's free fragments were what was left: 6 to 8 MB of the 20 MB it
+//! held, and the agent used 62.0 MiB with two arenas against 57.0 MiB with
+//! one (same binary, same burst). Threads keep their own small caches
+//! (glibc's tcache), so they seldom wait for the arena's lock.
 //!
 //! glibc also raises the size from which it maps large allocations apart
 //! each time such an allocation is freed; the agent keeps it at 128 KiB
@@ -28,9 +32,8 @@
 
 use std::time::Duration;
 
-/// The allocator arenas the agent allows: one per executor thread of a
-/// small board's server. Threads beyond that share them.
-pub const HEAP_ARENAS: u8 = 2;
+/// The allocator arenas the agent allows: every thread shares one.
+pub const HEAP_ARENAS: u8 = 1;
 
 /// The size from which every allocation is a mapping of its own (glibc's
 /// default start), kept there: see [`wren_runtimes::fix_heap_mmap_threshold`].
