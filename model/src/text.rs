@@ -2,8 +2,9 @@
 //!
 //! Every allocation the servers keep carries its tasks' recent events, and
 //! their kinds and messages are a handful of strings ("Started", "task
-//! started by client", "exit code 0") repeated in each: ten strings of their
-//! own per allocation, 4 MB on an agent that keeps 10,000 allocations. Equal
+//! started by client", "exit code 0") repeated in each: ten heap strings of
+//! their own per allocation, some 400 bytes with the allocator's overhead,
+//! for each of the 10,000 allocations a busy agent keeps. Equal
 //! texts decoded or built at run time share one allocation through a small
 //! table; the table is bounded, so text that does not repeat (a driver's
 //! error with a path in it) costs what a `String` would and no more.
