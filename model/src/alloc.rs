@@ -150,6 +150,20 @@ pub struct Allocation {
     pub disconnected_at: Option<i64>,
 }
 
+/// The job version an encoded [`Allocation`] runs, under the allocation's
+/// own keys: decoding an allocation's CBOR as this reads those two fields
+/// and skips the rest (a client prunes the job versions it keeps this way).
+#[derive(Debug, Clone, PartialEq, Eq, Decode)]
+#[cbor(map)]
+pub struct AllocJobRef {
+    /// [`Allocation::job_id`].
+    #[n(5)]
+    pub job_id: JobId,
+    /// [`Allocation::job_version`].
+    #[n(6)]
+    pub job_version: u64,
+}
+
 impl Allocation {
     /// Gives back the spare capacity of its vectors. The servers hold every
     /// allocation for as long as its job lives, and a decoded `Vec` keeps
@@ -406,4 +420,29 @@ pub struct TaskEvent {
     /// Extra details.
     #[n(6)]
     pub details: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_allocation_reads_as_its_job_reference() {
+        let alloc = Allocation {
+            id: "a1".into(),
+            name: "web.g[0]".into(),
+            job_id: "web".into(),
+            job_version: 3,
+            task_group: "g".into(),
+            ..Allocation::default()
+        };
+        let r: AllocJobRef = crate::codec::from_cbor(&crate::codec::to_cbor(&alloc)).unwrap();
+        assert_eq!(
+            r,
+            AllocJobRef {
+                job_id: "web".into(),
+                job_version: 3
+            }
+        );
+    }
 }

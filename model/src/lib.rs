@@ -48,9 +48,9 @@ pub mod vecmap;
 pub mod version;
 
 pub use alloc::{
-    AllocDeploymentStatus, AllocId, AllocatedDevice, AllocatedPort, AllocatedResources,
-    AllocatedTaskResources, Allocation, ClientStatus, DesiredStatus, DesiredTransition,
-    RescheduleEvent, TaskEvent, TaskState, TaskStatus,
+    AllocDeploymentStatus, AllocId, AllocJobRef, AllocatedDevice, AllocatedPort,
+    AllocatedResources, AllocatedTaskResources, Allocation, ClientStatus, DesiredStatus,
+    DesiredTransition, RescheduleEvent, TaskEvent, TaskState, TaskStatus,
 };
 pub use constraint::{Affinity, Constraint, ConstraintError, Operator, Spread, SpreadTarget};
 pub use deployment::{Deployment, DeploymentState, DeploymentStatus, DeploymentStatusUpdate};

@@ -169,12 +169,6 @@ impl From<String> for Text {
     }
 }
 
-impl From<&String> for Text {
-    fn from(s: &String) -> Text {
-        Text::shared(s)
-    }
-}
-
 impl From<Text> for String {
     fn from(t: Text) -> String {
         t.as_str().to_owned()

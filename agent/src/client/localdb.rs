@@ -97,17 +97,6 @@ pub struct AllocState {
     pub stopped_locally: Option<String>,
 }
 
-/// The fields of a kept [`Allocation`] that name its job version, under
-/// the allocation's own keys; decoding it skips the rest of the record.
-#[derive(Debug, Decode)]
-#[cbor(map)]
-struct JobRef {
-    #[n(5)]
-    job_id: String,
-    #[n(6)]
-    job_version: u64,
-}
-
 /// A status update waiting for a server to acknowledge it.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(map)]
@@ -311,7 +300,7 @@ impl LocalDb {
     /// every collection, with thousands of allocations kept during a burst.
     pub fn prune_jobs(&self) -> Result<usize, LocalDbError> {
         let wanted: std::collections::HashSet<Vec<u8>> = self
-            .all::<JobRef>(&self.allocs, "allocation")?
+            .all::<wren_model::AllocJobRef>(&self.allocs, "allocation")?
             .iter()
             .map(|(_, r)| job_key(&r.job_id, r.job_version))
             .collect();

@@ -77,15 +77,8 @@ pub fn push_event(state: &mut TaskState, event: TaskEvent) {
     state.events.drain(..extra);
 }
 
-/// An event of `kind` now.
-pub fn event(kind: &str, message: impl Into<Text>) -> TaskEvent {
-    TaskEvent {
-        kind: kind.into(),
-        time: now_nanos(),
-        message: message.into(),
-        ..TaskEvent::default()
-    }
-}
+/// An event of `kind` now: the drivers' own constructor.
+pub use wren_runtimes::driver::event;
 
 /// Runs one task.
 pub struct TaskRunner {
